@@ -1,0 +1,126 @@
+// swift-tools-version:6.2
+// The dependencies service-lifecycle 2.13.0 and swift-log 1.16.2 declare tools 6.2.
+
+import PackageDescription
+
+let package = Package(
+    name: "qmplog",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "qmplog", targets: ["qmplog"]),
+        .library(name: "QMP", targets: ["QMP"]),
+        .library(name: "EventStore", targets: ["EventStore"]),
+        .library(name: "Collector", targets: ["Collector"]),
+        .library(name: "Reports", targets: ["Reports"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.7.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // Protocol: framing, messages, the read-only client. Knows nothing of storage.
+        .target(
+            name: "QMP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Storage: SQLite through GRDB. Knows nothing of sockets.
+        .target(
+            name: "EventStore",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift")
+            ]
+        ),
+        // The recorder: joins QMP with EventStore.
+        .target(
+            name: "Collector",
+            dependencies: [
+                "QMP",
+                "EventStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Reports: SQL aggregates over EventStore; never opens a socket.
+        .target(
+            name: "Reports",
+            dependencies: ["EventStore"]
+        ),
+        .executableTarget(
+            name: "qmplog",
+            dependencies: [
+                "QMP",
+                "EventStore",
+                "Collector",
+                "Reports",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Test helpers shared by every test target: fake QMP server, real QEMU launcher, fixtures.
+        .target(
+            name: "QMPTestSupport",
+            dependencies: [
+                "QMP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "QMPTests",
+            dependencies: [
+                "QMP",
+                "QMPTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "EventStoreTests",
+            dependencies: ["EventStore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "CollectorTests",
+            dependencies: [
+                "Collector",
+                "QMP",
+                "EventStore",
+                "QMPTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "qmplogTests",
+            dependencies: [
+                "qmplog",
+                "EventStore",
+                "QMPTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+    ]
+)
+
+// Upcoming language features, on for every target:
+// - ExistentialAny (SE-0335): spell existentials `any P`.
+// - MemberImportVisibility (SE-0444): a member is visible only where its module is imported.
+// - InternalImportsByDefault (SE-0409): `import` is internal; `public import` marks API-visible dependencies.
+for target in package.targets {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,82 @@
+public import EventStore
+public import Logging
+public import ServiceLifecycle
+
+/// The recorder as a service: one child task per VM and one writer, stopped gracefully on SIGTERM.
+///
+/// On graceful shutdown the VM tasks stop reading, their sessions are closed as
+/// `recorder-stopped`, and ``run()`` returns once everything received is committed. A VM that
+/// fails is logged and retried (or, with `once`, reported at the end); it never stops the others.
+/// A database write that fails stops the service with that error.
+///
+/// ```swift
+/// let service = CollectorService(configuration: configuration, database: database, logger: logger)
+/// let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+/// try await group.run()
+/// ```
+public struct CollectorService: Service, CustomStringConvertible {
+    public let configuration: CollectorConfiguration
+    public let database: EventDatabase
+    public let logger: Logger
+
+    public init(configuration: CollectorConfiguration, database: EventDatabase, logger: Logger) {
+        self.configuration = configuration
+        self.database = database
+        self.logger = logger
+    }
+
+    public var description: String {
+        "CollectorService(targets: \(configuration.targets.count), store: \(database.path ?? "in memory"))"
+    }
+
+    /// - Throws: the store's error when a commit fails; with `once`, ``CollectorError`` `.targetsFailed`
+    ///   after committing everything when some target could not be recorded.
+    public func run() async throws {
+        let writer = EventWriter(database: database, maximumPending: configuration.maximumPendingEvents)
+        let failures = try await withThrowingTaskGroup(of: [String].self) { group in
+            group.addTask {
+                try await writer.run()
+                return []
+            }
+            group.addTask {
+                let failures = await cancelWhenGracefulShutdown { await recordAll(writer: writer) }
+                await writer.finish()
+                return failures
+            }
+            var failures: [String] = []
+            // The first child to throw (the writer) cancels the VM tasks.
+            for try await childFailures in group { failures += childFailures }
+            return failures
+        }
+        if !failures.isEmpty {
+            throw CollectorError(
+                code: .targetsFailed,
+                message: "\(failures.count) of \(configuration.targets.count) targets could not be recorded:\n"
+                    + failures.joined(separator: "\n")
+            )
+        }
+    }
+
+    private func recordAll(writer: EventWriter) async -> [String] {
+        await withTaskGroup(of: String?.self) { group in
+            for endpoint in configuration.targets {
+                let recorder = MachineRecorder(
+                    endpoint: endpoint,
+                    configuration: configuration,
+                    database: database,
+                    writer: writer,
+                    logger: logger
+                )
+                group.addTask {
+                    guard let error = await recorder.run() else { return nil }
+                    return "  \(endpoint): \(error)"
+                }
+            }
+            var failures: [String] = []
+            for await failure in group {
+                if let failure { failures.append(failure) }
+            }
+            return failures
+        }
+    }
+}

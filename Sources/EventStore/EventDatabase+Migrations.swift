@@ -1,0 +1,67 @@
+import GRDB
+
+extension EventDatabase {
+    /// Named, append-only migrations. Never edit a shipped one: add the next.
+    ///
+    /// Times are integer microseconds since the Unix epoch. An event keeps QEMU's timestamp as sent
+    /// (`seconds`, `microseconds`, signed, possibly -1/-1) and `time`, the same instant in
+    /// microseconds or NULL when QEMU sent a negative timestamp, next to `received`, our own clock.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-events") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE machine (
+                        id INTEGER PRIMARY KEY,
+                        identity TEXT NOT NULL UNIQUE,
+                        name TEXT,
+                        uuid TEXT,
+                        endpoint TEXT NOT NULL,
+                        firstSeen INTEGER NOT NULL,
+                        lastSeen INTEGER NOT NULL
+                    ) STRICT;
+
+                    CREATE TABLE session (
+                        id INTEGER PRIMARY KEY,
+                        machineId INTEGER NOT NULL REFERENCES machine(id),
+                        endpoint TEXT NOT NULL,
+                        peer TEXT,
+                        qemuVersion TEXT NOT NULL,
+                        qemuPackage TEXT NOT NULL,
+                        initialStatus TEXT,
+                        initialRunning INTEGER CHECK (initialRunning IN (0, 1)),
+                        startedAt INTEGER NOT NULL,
+                        endedAt INTEGER,
+                        endReason TEXT,
+                        CHECK (endedAt IS NULL OR endedAt >= startedAt)
+                    ) STRICT;
+                    CREATE INDEX session_machine_start ON session(machineId, startedAt);
+
+                    CREATE TABLE event (
+                        id INTEGER PRIMARY KEY,
+                        sessionId INTEGER NOT NULL REFERENCES session(id),
+                        machineId INTEGER NOT NULL REFERENCES machine(id),
+                        seq INTEGER NOT NULL,
+                        name TEXT NOT NULL,
+                        seconds INTEGER NOT NULL,
+                        microseconds INTEGER NOT NULL,
+                        time INTEGER,
+                        received INTEGER NOT NULL,
+                        guest INTEGER CHECK (guest IN (0, 1)),
+                        reason TEXT,
+                        action TEXT,
+                        panicType TEXT,
+                        panicReason TEXT,
+                        panicArg1 TEXT,
+                        data TEXT,
+                        UNIQUE (sessionId, seq)
+                    ) STRICT;
+                    CREATE INDEX event_machine_time ON event(machineId, time);
+                    CREATE INDEX event_name_time ON event(name, time);
+                    CREATE INDEX event_time ON event(time);
+                    """
+            )
+        }
+        return migrator
+    }
+}

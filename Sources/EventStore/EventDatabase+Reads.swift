@@ -1,0 +1,20 @@
+import GRDB
+
+extension EventDatabase {
+    /// Every stored event in arrival order (session, then sequence). For tests and small databases.
+    public func allEvents() async throws -> [RecordedEvent] {
+        try await writer.read { db in
+            try RecordedEvent.order(RecordedEvent.Columns.sessionId, RecordedEvent.Columns.seq).fetchAll(db)
+        }
+    }
+
+    /// Every session in start order.
+    public func allSessions() async throws -> [Session] {
+        try await writer.read { db in try Session.order(Session.Columns.startedAt, Session.Columns.id).fetchAll(db) }
+    }
+
+    /// Every machine by id.
+    public func allMachines() async throws -> [Machine] {
+        try await writer.read { db in try Machine.order(Machine.Columns.id).fetchAll(db) }
+    }
+}

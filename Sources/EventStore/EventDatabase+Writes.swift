@@ -1,0 +1,98 @@
+import GRDB
+
+extension EventDatabase {
+    /// Records the start of a session, creating or refreshing the machine row.
+    ///
+    /// - Returns: the ids new events of this session must carry.
+    /// - Throws: ``EventStoreError`` naming the database when the write fails.
+    public func beginSession(_ session: NewSession) async throws -> SessionHandle {
+        do {
+            return try await writer.write { db in
+                let identity = session.machine
+                try db.execute(
+                    sql: """
+                        INSERT INTO machine (identity, name, uuid, endpoint, firstSeen, lastSeen)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(identity) DO UPDATE SET
+                            name = excluded.name,
+                            uuid = COALESCE(excluded.uuid, machine.uuid),
+                            endpoint = excluded.endpoint,
+                            lastSeen = MAX(machine.lastSeen, excluded.lastSeen)
+                        """,
+                    arguments: [
+                        identity.key, identity.name, identity.uuid, identity.endpoint, session.startedAt,
+                        session.startedAt,
+                    ]
+                )
+                let machineId = try Int64.fetchOne(
+                    db,
+                    sql: "SELECT id FROM machine WHERE identity = ?",
+                    arguments: [identity.key]
+                )
+                guard let machineId else {
+                    throw EventStoreError(code: .writeFailed, message: "machine row vanished for \(identity.key)")
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO session (machineId, endpoint, peer, qemuVersion, qemuPackage,
+                                             initialStatus, initialRunning, startedAt)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        machineId, session.endpoint, session.peer, session.qemuVersion, session.qemuPackage,
+                        session.initialStatus, session.initialRunning, session.startedAt,
+                    ]
+                )
+                return SessionHandle(sessionId: db.lastInsertedRowID, machineId: machineId)
+            }
+        } catch {
+            throw Self.classify(error, path: path ?? "in-memory database", opening: false)
+        }
+    }
+
+    /// Stores events and session ends in one transaction: all of them or, on failure, none.
+    ///
+    /// Events are inserted in the order given; ends are applied after them. Statements are
+    /// prepared once per connection and reused, so a batch of thousands costs one commit.
+    ///
+    /// - Throws: ``EventStoreError`` naming the database (disk full, read-only, I/O error).
+    public func write(events: [NewEvent], endings: [SessionEnd] = []) async throws {
+        guard !events.isEmpty || !endings.isEmpty else { return }
+        do {
+            try await writer.write { db in
+                try Self.insert(events, endings: endings, in: db)
+            }
+        } catch {
+            throw Self.classify(error, path: path ?? "in-memory database", opening: false)
+        }
+    }
+
+    static func insert(_ events: [NewEvent], endings: [SessionEnd], in db: Database) throws {
+        let insertEvent = try db.cachedStatement(
+            sql: """
+                INSERT INTO event (sessionId, machineId, seq, name, seconds, microseconds, time, received,
+                                   guest, reason, action, panicType, panicReason, panicArg1, data)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        )
+        var lastSeen: [Int64: Int64] = [:]
+        for event in events {
+            try insertEvent.execute(arguments: [
+                event.session.sessionId, event.session.machineId, event.seq, event.name, event.seconds,
+                event.microseconds, event.time, event.received, event.guest, event.reason, event.action,
+                event.panicType, event.panicReason, event.panicArg1, event.data,
+            ])
+            lastSeen[event.session.machineId] = max(lastSeen[event.session.machineId] ?? .min, event.received)
+        }
+        let touchMachine = try db.cachedStatement(sql: "UPDATE machine SET lastSeen = MAX(lastSeen, ?) WHERE id = ?")
+        for (machineId, received) in lastSeen {
+            try touchMachine.execute(arguments: [received, machineId])
+        }
+        let endSession = try db.cachedStatement(
+            sql: "UPDATE session SET endedAt = MAX(startedAt, ?), endReason = ? WHERE id = ? AND endedAt IS NULL"
+        )
+        for ending in endings {
+            try endSession.execute(arguments: [ending.endedAt, ending.reason, ending.sessionId])
+        }
+    }
+}

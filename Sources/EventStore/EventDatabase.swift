@@ -1,0 +1,145 @@
+public import GRDB
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The qmplog database: machines, sessions and events in one SQLite file.
+///
+/// Opening migrates the schema. The recorder opens a ``EventDatabase/openForWriting(path:)`` pool
+/// (WAL, so reports read while it writes); reports open ``EventDatabase/openForReading(path:)``,
+/// which never creates or changes the file.
+///
+/// ```swift
+/// let database = try EventDatabase.openForWriting(path: "/var/lib/qmplog/events.sqlite")
+/// let session = try await database.beginSession(…)
+/// ```
+public struct EventDatabase: Sendable {
+    /// The underlying GRDB writer (a `DatabasePool` on a file, a `DatabaseQueue` in memory).
+    public let writer: any DatabaseWriter
+    /// The file path, or `nil` in memory.
+    public let path: String?
+
+    /// Wraps `writer`, migrating it to the current schema.
+    ///
+    /// - Throws: ``EventStoreError`` `.schemaTooNew` when the file has migrations this build does not know.
+    public init(writer: any DatabaseWriter, path: String? = nil) throws {
+        self.writer = writer
+        self.path = path
+        let label = path ?? "in-memory database"
+        do {
+            if try writer.read({ try Self.migrator.hasBeenSuperseded($0) }) {
+                throw EventStoreError(
+                    code: .schemaTooNew,
+                    message: "\(label) was written by a newer qmplog; upgrade qmplog to use it"
+                )
+            }
+            try Self.migrator.migrate(writer)
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw EventStoreError(code: .cannotOpen, message: "cannot prepare \(label)", cause: error)
+        }
+    }
+
+    /// An empty in-memory database, for query tests only (no WAL, no file modes, no crash safety).
+    public static func inMemory() throws -> EventDatabase {
+        try EventDatabase(writer: DatabaseQueue(configuration: configuration(readOnly: false)))
+    }
+
+    /// Opens or creates the database file at `path` for recording.
+    ///
+    /// A new file is created with mode 0600 (events may name VMs and carry guest data). WAL mode
+    /// lets readers run beside the one writer; `synchronous=NORMAL` keeps every commit safe from a
+    /// crash of qmplog itself, and at most the last commits can be lost if the machine loses power.
+    ///
+    /// - Throws: ``EventStoreError`` naming `path` and the reason.
+    public static func openForWriting(path: String) throws -> EventDatabase {
+        try createPrivateFile(path: path)
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration(readOnly: false))
+        } catch {
+            throw classify(error, path: path, opening: true)
+        }
+        return try EventDatabase(writer: pool, path: path)
+    }
+
+    /// Opens an existing database file for reports, read-only.
+    ///
+    /// - Throws: ``EventStoreError`` `.notFound` when there is no file at `path`.
+    public static func openForReading(path: String) throws -> EventDatabase {
+        guard access(path, F_OK) == 0 else {
+            throw EventStoreError(code: .notFound, message: "no qmplog database at \(path)")
+        }
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration(readOnly: true))
+            let reader = try EventDatabase(readOnlyPool: pool, path: path)
+            return reader
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw classify(error, path: path, opening: true)
+        }
+    }
+
+    private init(readOnlyPool pool: DatabasePool, path: String) throws {
+        self.writer = pool
+        self.path = path
+        let applied = try pool.read { try Self.migrator.appliedIdentifiers($0) }
+        if try pool.read({ try Self.migrator.hasBeenSuperseded($0) }) {
+            throw EventStoreError(code: .schemaTooNew, message: "\(path) was written by a newer qmplog")
+        }
+        guard applied.contains("v1-events") else {
+            throw EventStoreError(code: .cannotOpen, message: "\(path) is not a qmplog database")
+        }
+    }
+
+    static func configuration(readOnly: Bool) -> Configuration {
+        var configuration = Configuration()
+        configuration.readonly = readOnly
+        configuration.foreignKeysEnabled = true
+        // A report waiting on a checkpoint, or a second recorder, waits rather than failing at once.
+        configuration.busyMode = .timeout(5)
+        if !readOnly {
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
+        }
+        return configuration
+    }
+
+    /// Creates `path` with mode 0600 unless it exists, so SQLite (which gives the -wal and -shm
+    /// files the main file's mode) never creates a world-readable database.
+    static func createPrivateFile(path: String) throws {
+        let descriptor = open(path, O_RDWR | O_CREAT, 0o600)
+        guard descriptor >= 0 else {
+            let code = errno
+            let reason = String(cString: strerror(code))
+            throw EventStoreError(
+                code: code == EACCES || code == EROFS || code == EPERM ? .notWritable : .cannotOpen,
+                message: "cannot open database \(path): \(reason)"
+            )
+        }
+        close(descriptor)
+    }
+
+    static func classify(_ error: any Error, path: String, opening: Bool) -> EventStoreError {
+        if let error = error as? EventStoreError { return error }
+        if let databaseError = error as? DatabaseError {
+            switch databaseError.resultCode {
+            case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_CANTOPEN:
+                return EventStoreError(code: .notWritable, message: "database \(path) is not writable", cause: error)
+            case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+                return EventStoreError(code: .cannotOpen, message: "\(path) is not a SQLite database", cause: error)
+            case .SQLITE_FULL:
+                return EventStoreError(code: .writeFailed, message: "disk full writing \(path)", cause: error)
+            default: break
+            }
+        }
+        let verb = opening ? "cannot open database" : "cannot write to database"
+        return EventStoreError(code: opening ? .cannotOpen : .writeFailed, message: "\(verb) \(path)", cause: error)
+    }
+}

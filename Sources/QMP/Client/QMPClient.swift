@@ -1,0 +1,260 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Connects to QMP monitors, read-only.
+///
+/// ```swift
+/// try await QMPClient.withConnection(to: .unixSocket(path: "/run/qemu/vm1.qmp")) { connection in
+///     let status = try await connection.execute(.queryStatus)
+///     while let events = try await connection.nextEvents() { … }
+/// }
+/// ```
+public enum QMPClient {
+    /// Connects, negotiates capabilities, runs `body`, and closes the connection when `body` returns.
+    ///
+    /// - Throws: ``QMPError`` `.connectFailed` naming the endpoint and the reason, `.busy` when no
+    ///   greeting arrives in time, `.notQMP` when the peer does not speak QMP; anything `body` throws.
+    public static func withConnection<Result: Sendable>(
+        to endpoint: QMPEndpoint,
+        configuration: QMPClientConfiguration = QMPClientConfiguration(),
+        _ body: (QMPConnection) async throws -> Result
+    ) async throws -> Result {
+        let channel = try await connect(to: endpoint, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+        return try await channel.executeThenClose { inbound, outbound in
+            let connection = QMPConnection(
+                endpoint: endpoint,
+                channel: channel.channel,
+                inbound: inbound.makeAsyncIterator(),
+                outbound: outbound,
+                configuration: configuration
+            )
+            try await connection.negotiate()
+            return try await body(connection)
+        }
+    }
+
+    typealias MessageChannel = NIOAsyncChannel<[QMPMessage], ByteBuffer>
+
+    static func connect(
+        to endpoint: QMPEndpoint,
+        configuration: QMPClientConfiguration,
+        group: any EventLoopGroup
+    ) async throws(QMPError) -> MessageChannel {
+        if case .unixSocket(let path) = endpoint { try checkSocketPath(path) }
+        let bootstrap = ClientBootstrap(group: group).connectTimeout(.seconds(10))
+        let maximumMessageSize = configuration.maximumMessageSize
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<MessageChannel> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(
+                    ByteToMessageHandler(QMPFrameDecoder(maximumMessageSize: maximumMessageSize))
+                )
+                try channel.pipeline.syncOperations.addHandler(QMPMessageBatcher())
+                return try MessageChannel(wrappingChannelSynchronously: channel)
+            }
+        }
+        do {
+            switch endpoint {
+            case .unixSocket(let path):
+                return try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: initializer)
+            case .tcp(let host, let port):
+                return try await bootstrap.connect(host: host, port: port, channelInitializer: initializer)
+            }
+        } catch {
+            throw QMPError(
+                code: .connectFailed,
+                message: "cannot connect to \(endpoint): \(describeConnectError(error))",
+                cause: error
+            )
+        }
+    }
+
+    /// Turns the common failures into sentences before NIO reports them as bare errno values.
+    static func checkSocketPath(_ path: String) throws(QMPError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let reason = errno == ENOENT ? "no such file" : String(cString: strerror(errno))
+            throw QMPError(code: .connectFailed, message: "cannot connect to unix:\(path): \(reason)")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+            throw QMPError(code: .connectFailed, message: "cannot connect to unix:\(path): not a socket")
+        }
+    }
+
+    static func describeConnectError(_ error: any Error) -> String {
+        if let ioError = error as? IOError {
+            switch ioError.errnoCode {
+            case ECONNREFUSED: return "connection refused (no QEMU is listening on it; stale socket?)"
+            case EACCES, EPERM: return "permission denied"
+            case ENOENT: return "no such file"
+            default: return String(cString: strerror(ioError.errnoCode))
+            }
+        }
+        return "\(error)"
+    }
+}
+
+/// One negotiated QMP connection. Use it only inside ``QMPClient/withConnection(to:configuration:_:)``.
+///
+/// Commands run one at a time; their replies are matched by `id`. Events that arrive while a
+/// command waits for its reply are kept, in order, for ``nextEvents()``.
+public final class QMPConnection {
+    public let endpoint: QMPEndpoint
+    /// The greeting the server sent.
+    public private(set) var greeting = QMPGreeting(major: 0, minor: 0, micro: 0, package: "", capabilities: [])
+
+    private let channel: any Channel
+    private var inbound: NIOAsyncChannelInboundStream<[QMPMessage]>.AsyncIterator
+    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private let configuration: QMPClientConfiguration
+    private var stateMachine = QMPClientStateMachine()
+    private var pending: ArraySlice<QMPMessage> = []
+    private var bufferedEvents: [QMPEvent] = []
+
+    init(
+        endpoint: QMPEndpoint,
+        channel: any Channel,
+        inbound: NIOAsyncChannelInboundStream<[QMPMessage]>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        configuration: QMPClientConfiguration
+    ) {
+        self.endpoint = endpoint
+        self.channel = channel
+        self.inbound = inbound
+        self.outbound = outbound
+        self.configuration = configuration
+    }
+
+    func negotiate() async throws {
+        let busy = QMPError(
+            code: .busy,
+            message: "\(endpoint) accepted the connection but sent no QMP greeting within "
+                + "\(configuration.greetingTimeout): another client probably holds this monitor "
+                + "(QEMU serves one at a time), or the peer is not QMP"
+        )
+        try await withDeadline(configuration.greetingTimeout, expiry: busy) {
+            while true {
+                guard let message = try await nextMessage() else {
+                    throw QMPError(code: .connectionClosed, message: "\(endpoint) closed the connection before greeting")
+                }
+                switch try stateMachine.receive(message) {
+                case .sendCapabilities(let greeting, let id):
+                    self.greeting = greeting
+                    try await write(.capabilities, id: id)
+                case .ready:
+                    return
+                case .deliver(let event):
+                    bufferedEvents.append(event)
+                case .reply, .commandFailed, .ignore:
+                    continue
+                }
+            }
+        }
+    }
+
+    /// Sends a `query-*` command and waits for its reply.
+    ///
+    /// - Returns: the reply's `return` value.
+    /// - Throws: ``QMPError`` `.commandFailed` with QEMU's class and desc when QEMU answers with an error;
+    ///   `.connectionClosed` when the peer leaves first.
+    public func execute(_ command: QMPCommand) async throws -> JSONValue {
+        let id = try stateMachine.send(command)
+        let timeout = QMPError(
+            code: .unexpectedReply,
+            message: "\(endpoint) did not answer '\(command.name)' within \(configuration.replyTimeout)"
+        )
+        return try await withDeadline(configuration.replyTimeout, expiry: timeout) {
+            try await write(command, id: id)
+            while true {
+                guard let message = try await nextMessage() else {
+                    throw QMPError(
+                        code: .connectionClosed,
+                        message: "\(endpoint) closed the connection before answering '\(command.name)'"
+                    )
+                }
+                switch try stateMachine.receive(message) {
+                case .reply(let result):
+                    return result
+                case .commandFailed(let name, let errorClass, let desc):
+                    throw QMPError.commandFailed(command: name, class: errorClass, desc: desc)
+                case .deliver(let event):
+                    bufferedEvents.append(event)
+                case .sendCapabilities, .ready, .ignore:
+                    continue
+                }
+            }
+        }
+    }
+
+    /// The next events, in arrival order, as many as one socket read brought; `nil` once the peer has
+    /// closed the connection.
+    ///
+    /// - Throws: ``QMPError`` for a malformed or oversized message; the connection is unusable after it.
+    public func nextEvents() async throws -> [QMPEvent]? {
+        if !bufferedEvents.isEmpty {
+            defer { bufferedEvents.removeAll() }
+            return bufferedEvents
+        }
+        while true {
+            if pending.isEmpty {
+                guard let batch = try await inbound.next() else { return nil }
+                pending = batch[...]
+            }
+            var events: [QMPEvent] = []
+            events.reserveCapacity(pending.count)
+            for message in pending {
+                if case .deliver(let event) = try stateMachine.receive(message) { events.append(event) }
+            }
+            pending = []
+            if !events.isEmpty { return events }
+        }
+    }
+
+    private func nextMessage() async throws -> QMPMessage? {
+        if pending.isEmpty {
+            guard let batch = try await inbound.next() else { return nil }
+            pending = batch[...]
+        }
+        return pending.popFirst()
+    }
+
+    private func write(_ command: QMPCommand, id: Int) async throws {
+        let text = try command.wireText(id: id)
+        try await outbound.write(ByteBuffer(string: text))
+    }
+
+    /// Runs `body`; if it is still running after `duration`, closes the channel and throws `expiry`.
+    private func withDeadline<T>(
+        _ duration: Duration,
+        expiry: QMPError,
+        _ body: () async throws -> T
+    ) async throws -> T {
+        let channel = self.channel
+        let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+        let flag = ExpiryFlag()
+        let task = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+            flag.expire()
+            channel.close(promise: nil)
+        }
+        defer { task.cancel() }
+        do {
+            return try await body()
+        } catch {
+            if flag.isExpired { throw expiry }
+            throw error
+        }
+    }
+}
+
+/// Set once from the event loop when a deadline passes, read from the waiting task.
+private final class ExpiryFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func expire() { value.store(true, ordering: .relaxed) }
+    var isExpired: Bool { value.load(ordering: .relaxed) }
+}
