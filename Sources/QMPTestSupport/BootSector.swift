@@ -1,0 +1,31 @@
+public import Foundation
+
+/// Tiny x86 boot sectors that make a guest do one thing, for guest-initiated events on real QEMU.
+///
+/// SeaBIOS loads sector 0 at 0x7C00 and jumps to it in real mode; each program then halts forever.
+public enum BootSector: Sendable {
+    /// ACPI soft-off: writes SLP_EN with sleep type 0 (S5 on PIIX4) to PM1a_CNT at 0x604, where
+    /// SeaBIOS maps the PIIX4 PM block. QEMU: SHUTDOWN guest=true, reason guest-shutdown.
+    case acpiPowerOff
+    /// Pulses the reset line through the keyboard controller (0xFE to port 0x64).
+    /// QEMU: RESET guest=true, reason guest-reset; with `-no-reboot`, SHUTDOWN guest=true, reason guest-reset.
+    case keyboardControllerReset
+    /// Writes 1 (PANICKED) to the ISA pvpanic device at 0x505 (`-device pvpanic`). QEMU: GUEST_PANICKED.
+    case pvpanic
+
+    var code: [UInt8] {
+        let haltForever: [UInt8] = [0xF4, 0xEB, 0xFD]  // hlt; jmp back to hlt
+        switch self {
+        case .acpiPowerOff: return [0xBA, 0x04, 0x06, 0xB8, 0x00, 0x20, 0xEF] + haltForever  // mov dx,0x604; mov ax,0x2000; out dx,ax
+        case .keyboardControllerReset: return [0xB0, 0xFE, 0xE6, 0x64] + haltForever  // mov al,0xFE; out 0x64,al
+        case .pvpanic: return [0xBA, 0x05, 0x05, 0xB0, 0x01, 0xEE] + haltForever  // mov dx,0x505; mov al,1; out dx,al
+        }
+    }
+
+    /// A 64 KiB raw disk image whose first sector is this program.
+    public var diskImage: Data {
+        var sector = code + [UInt8](repeating: 0, count: 510 - code.count) + [0x55, 0xAA]
+        sector += [UInt8](repeating: 0, count: 65536 - sector.count)
+        return Data(sector)
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import QMP
+import Synchronization
+
+/// What a fake QMP server sends, on connect and in answer to each command.
+public struct FakeQMPBehavior: Sendable {
+    /// Texts written as soon as a client connects (normally the greeting).
+    public var onConnect: [String]
+    /// The lines to send for a command (name, id text), and whether to close the connection afterwards.
+    public var respond: @Sendable (_ command: String, _ id: String) -> (lines: [String], close: Bool)
+
+    public init(
+        onConnect: [String],
+        respond: @escaping @Sendable (_ command: String, _ id: String) -> (lines: [String], close: Bool)
+    ) {
+        self.onConnect = onConnect
+        self.respond = respond
+    }
+
+    /// QEMU 7.2's greeting, as Debian 12 sends it.
+    public static let greeting =
+        #"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}}"#
+        + "\r\n"
+
+    /// A well-behaved QEMU named `name`: answers the handshake and queries, then sends `events`
+    /// (one line each) after the `query-status` reply, then closes if `close`.
+    public static func qemu(name: String = "fake-vm", events: [String] = [], close: Bool = true) -> FakeQMPBehavior {
+        FakeQMPBehavior(onConnect: [greeting]) { command, id in
+            switch command {
+            case "query-name": return ([#"{"return": {"name": "\#(name)"}, "id": \#(id)}"#], false)
+            case "query-uuid":
+                return ([#"{"return": {"UUID": "00000000-0000-0000-0000-000000000000"}, "id": \#(id)}"#], false)
+            case "query-status":
+                let reply = #"{"return": {"status": "running", "singlestep": false, "running": true}, "id": \#(id)}"#
+                return ([reply] + events, close)
+            default: return ([#"{"return": {}, "id": \#(id)}"#], false)
+            }
+        }
+    }
+
+    /// An event line with QEMU's envelope.
+    public static func event(_ name: String, data: String? = nil, seconds: Int64 = 1_795_772_653, micro: Int64 = 1)
+        -> String
+    {
+        let dataPart = data.map { #", "data": \#($0)"# } ?? ""
+        return #"{"timestamp": {"seconds": \#(seconds), "microseconds": \#(micro)}, "event": "\#(name)"\#(dataPart)}"#
+    }
+}
+
+/// A QMP server on a Unix socket that plays a ``FakeQMPBehavior`` and logs every command it receives.
+///
+/// For what real QEMU cannot produce here: floods, malformed input, other architectures' crash
+/// information, peers that never greet.
+public final class FakeQMPServer: Sendable {
+    public let path: String
+    private let channel: any Channel
+    private let log: CommandLog
+
+    /// Starts listening at `path`.
+    public static func start(at path: String, behavior: FakeQMPBehavior) async throws -> FakeQMPServer {
+        let log = CommandLog()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(QMPFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(FakeQMPHandler(behavior: behavior, log: log))
+                }
+            }
+            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
+            .get()
+        return FakeQMPServer(path: path, channel: channel, log: log)
+    }
+
+    private init(path: String, channel: any Channel, log: CommandLog) {
+        self.path = path
+        self.channel = channel
+        self.log = log
+    }
+
+    /// Every command name received so far, on every connection, in order.
+    public var receivedCommands: [String] { log.commands.withLock { $0 } }
+
+    /// Connections accepted so far.
+    public var connectionCount: Int { log.connections.withLock { $0 } }
+
+    public func stop() async {
+        try? await channel.close()
+        unlink(path)
+    }
+}
+
+final class CommandLog: Sendable {
+    let commands = Mutex<[String]>([])
+    let connections = Mutex(0)
+}
+
+final class FakeQMPHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let behavior: FakeQMPBehavior
+    private let log: CommandLog
+
+    init(behavior: FakeQMPBehavior, log: CommandLog) {
+        self.behavior = behavior
+        self.log = log
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        log.connections.withLock { $0 += 1 }
+        for text in behavior.onConnect {
+            context.write(Self.wrapOutboundOut(ByteBuffer(string: text)), promise: nil)
+        }
+        context.flush()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        guard let command = try? JSONValue(parsing: frame.readableBytesView),
+            let name = command["execute"]?.stringValue
+        else { return }
+        log.commands.withLock { $0.append(name) }
+        let id = command["id"]?.compactText ?? "null"
+        let (lines, close) = behavior.respond(name, id)
+        for line in lines {
+            let text = line.hasSuffix("\n") ? line : line + "\r\n"
+            context.write(Self.wrapOutboundOut(ByteBuffer(string: text)), promise: nil)
+        }
+        context.flush()
+        if close { context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+public import QMP
+
+/// A blocking QMP client for tests that need to drive a VM (`cont`, `stop`, `system_reset`, `quit`).
+///
+/// This is the test's hand on the VM, deliberately separate from qmplog's read-only client.
+public final class QMPTestDriver {
+    private let descriptor: Int32
+    private var buffer: [UInt8] = []
+    private var scanner = QMPFrameScanner(maximumMessageSize: 1 << 20)
+
+    /// Connects to `path` and negotiates capabilities.
+    public init(path: String) throws {
+        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw QEMUTestError("socket() failed") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[index] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw QEMUTestError("cannot connect to \(path): errno \(errno)")
+        }
+        var timeout = timeval(tv_sec: 15, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = try readMessage()  // greeting
+        _ = try execute("qmp_capabilities")
+    }
+
+    deinit { close(descriptor) }
+
+    /// Sends any command and returns its reply object (events in between are skipped).
+    @discardableResult
+    public func execute(_ command: String, arguments: String? = nil) throws -> JSONValue {
+        let argumentsPart = arguments.map { #", "arguments": \#($0)"# } ?? ""
+        let text = #"{"execute": "\#(command)"\#(argumentsPart), "id": "test"}"# + "\r\n"
+        _ = text.withCString { write(descriptor, $0, strlen($0)) }
+        while true {
+            let message = try readMessage()
+            if message["return"] != nil || message["error"] != nil { return message }
+        }
+    }
+
+    private func readMessage() throws -> JSONValue {
+        while true {
+            let found = try buffer.withUnsafeBytes { try scanner.scan($0) }
+            switch found {
+            case .message(let range):
+                let message = try JSONValue(parsing: buffer[range])
+                buffer.removeFirst(range.upperBound)
+                return message
+            case .needMoreData(let discardable):
+                buffer.removeFirst(discardable)
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = read(descriptor, &chunk, chunk.count)
+            guard count > 0 else { throw QEMUTestError("QMP connection closed or timed out (read \(count))") }
+            buffer += chunk[..<count]
+        }
+    }
+}

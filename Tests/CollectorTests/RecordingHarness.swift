@@ -1,0 +1,72 @@
+import Collector
+import EventStore
+import Logging
+import QMP
+import QMPTestSupport
+
+/// Runs a real ``CollectorService`` into a real database file while a test acts on the peers.
+struct RecordingHarness {
+    let directory: TemporaryDirectory
+    let database: EventDatabase
+
+    init() throws {
+        directory = try TemporaryDirectory(prefix: "rec")
+        database = try EventDatabase.openForWriting(path: directory.file("events.sqlite"))
+    }
+
+    func makeService(targets: [String], once: Bool = true, greetingTimeout: Duration = .seconds(5)) -> CollectorService {
+        CollectorService(
+            configuration: CollectorConfiguration(
+                targets: targets.map { .unixSocket(path: $0) },
+                once: once,
+                client: QMPClientConfiguration(greetingTimeout: greetingTimeout),
+                reconnect: ReconnectPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200))
+            ),
+            database: database,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+    }
+
+    /// Waits until `count` sessions have been recorded (the recorder has attached and identified the VMs).
+    func waitForSessions(_ count: Int, timeout: Duration = .seconds(20)) async throws {
+        try await waitUntil(timeout: timeout, "\(count) sessions") { try await database.allSessions().count >= count }
+    }
+
+    func waitUntil(
+        timeout: Duration = .seconds(20),
+        _ what: String,
+        _ condition: () async throws -> Bool
+    ) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while try await !condition() {
+            guard clock.now < deadline else { throw QEMUTestError("timed out waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func remove() { directory.remove() }
+}
+
+/// An event row reduced to what the real-QEMU tests assert on.
+struct EventSummary: Equatable, CustomStringConvertible {
+    var name: String
+    var guest: Bool?
+    var reason: String?
+    var action: String?
+
+    init(_ name: String, guest: Bool? = nil, reason: String? = nil, action: String? = nil) {
+        self.name = name
+        self.guest = guest
+        self.reason = reason
+        self.action = action
+    }
+
+    init(_ event: RecordedEvent) {
+        self.init(event.name, guest: event.guest, reason: event.reason, action: event.action)
+    }
+
+    var description: String {
+        "\(name)(guest: \(guest.map(String.init) ?? "nil"), reason: \(reason ?? "nil"), action: \(action ?? "nil"))"
+    }
+}
