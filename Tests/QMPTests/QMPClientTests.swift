@@ -1,0 +1,163 @@
+import QMP
+import QMPTestSupport
+import Testing
+
+/// The client end to end over a real Unix socket against ``FakeQMPServer``.
+struct QMPClientTests {
+    @Test func negotiatesQueriesAndReceivesEventsInOrder() async throws {
+        let events = [
+            FakeQMPBehavior.event("STOP", micro: 1),
+            FakeQMPBehavior.event("RESUME", micro: 2),
+            FakeQMPBehavior.event("SHUTDOWN", data: #"{"guest": true, "reason": "guest-shutdown"}"#, micro: 3),
+        ]
+        let (received, status, server) = try await withServer(.qemu(events: events)) { path in
+            try await QMPClient.withConnection(to: .unixSocket(path: path)) { connection in
+                let status = try await connection.execute(.queryStatus)
+                var received: [QMPEvent] = []
+                while let batch = try await connection.nextEvents() { received += batch }
+                return (received, status)
+            }
+        }
+        #expect(status["status"]?.stringValue == "running")
+        #expect(received.map(\.name) == ["STOP", "RESUME", "SHUTDOWN"])
+        #expect(received.map(\.microseconds) == [1, 2, 3])
+        #expect(received.last?.runState.guest == true)
+        #expect(server == ["qmp_capabilities", "query-status"])
+    }
+
+    @Test func keepsEventsThatArriveBeforeAReplyAndMatchesTheReplyById() async throws {
+        let behavior = FakeQMPBehavior(onConnect: [FakeQMPBehavior.greeting]) { command, id in
+            guard command == "query-name" else { return ([#"{"return": {}, "id": \#(id)}"#], false) }
+            return (
+                [
+                    #"{"return": {"name": "stale"}, "id": 12345}"#,
+                    FakeQMPBehavior.event("RESUME"),
+                    #"{"return": {"name": "vm7"}, "id": \#(id)}"#,
+                ],
+                true
+            )
+        }
+        let (name, events, _) = try await withServer(behavior) { path in
+            try await QMPClient.withConnection(to: .unixSocket(path: path)) { connection in
+                let name = try await connection.execute(.queryName)["name"]?.stringValue
+                var events: [QMPEvent] = []
+                while let batch = try await connection.nextEvents() { events += batch }
+                return (name, events)
+            }
+        }
+        #expect(name == "vm7")
+        #expect(events.map(\.name) == ["RESUME"])
+    }
+
+    @Test func surfacesAnErrorReplyAsCommandFailedWithClassAndDesc() async throws {
+        let behavior = FakeQMPBehavior(onConnect: [FakeQMPBehavior.greeting]) { command, id in
+            guard command == "query-uuid" else { return ([#"{"return": {}, "id": \#(id)}"#], false) }
+            return ([#"{"error": {"class": "CommandNotFound", "desc": "The command query-uuid has not been found"}, "id": \#(id)}"#], false)
+        }
+        let (error, _) = try await withServer(behavior) { path in
+            try await QMPClient.withConnection(to: .unixSocket(path: path)) { connection in
+                do {
+                    _ = try await connection.execute(.queryUUID)
+                    return QMPError?.none
+                } catch let error as QMPError {
+                    return error
+                }
+            }
+        }
+        #expect(error?.code == .commandFailed)
+        #expect(error?.errorClass == "CommandNotFound")
+        #expect(error?.errorDescription == "The command query-uuid has not been found")
+    }
+
+    @Test func reportsBusyWhenThePeerNeverGreets() async throws {
+        let silent = FakeQMPBehavior(onConnect: []) { _, _ in ([], false) }
+        let error = try await connectionError(silent, configuration: QMPClientConfiguration(greetingTimeout: .milliseconds(200)))
+        #expect(error.code == .busy)
+        #expect(error.message.contains("another client"))
+    }
+
+    @Test func reportsAPeerThatIsNotQMP() async throws {
+        let http = FakeQMPBehavior(onConnect: ["HTTP/1.1 400 Bad Request\r\n\r\n"]) { _, _ in ([], false) }
+        #expect(try await connectionError(http).code == .notQMP)
+        let json = FakeQMPBehavior(onConnect: [#"{"hello": "world"}"# + "\n"]) { _, _ in ([], false) }
+        #expect(try await connectionError(json).code == .notQMP)
+    }
+
+    @Test func reportsADisconnectInTheMiddleOfAMessage() async throws {
+        let behavior = FakeQMPBehavior(onConnect: [FakeQMPBehavior.greeting]) { command, id in
+            guard command == "query-status" else { return ([#"{"return": {}, "id": \#(id)}"#], false) }
+            return ([#"{"return": {}, "id": \#(id)}"#, FakeQMPBehavior.event("STOP"), #"{"timestamp": {"seconds": 1, "micro"#], true)
+        }
+        let (outcome, _) = try await withServer(behavior) { path in
+            try await QMPClient.withConnection(to: .unixSocket(path: path)) { connection in
+                _ = try await connection.execute(.queryStatus)
+                var names: [String] = []
+                do {
+                    while let batch = try await connection.nextEvents() { names += batch.map(\.name) }
+                    return (names, QMPError?.none)
+                } catch let error as QMPError {
+                    return (names, error)
+                }
+            }
+        }
+        #expect(outcome.0 == ["STOP"], "the complete event before the cut is delivered")
+        #expect(outcome.1?.code == .malformedMessage)
+    }
+
+    @Test func namesTheSocketWhenItIsMissingOrNotASocket() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let missing = directory.file("missing.qmp")
+        let error = await #expect(throws: QMPError.self) {
+            try await QMPClient.withConnection(to: .unixSocket(path: missing)) { _ in () }
+        }
+        #expect(error?.code == .connectFailed)
+        #expect(error?.message == "cannot connect to unix:\(missing): no such file")
+        let error2 = await #expect(throws: QMPError.self) {
+            try await QMPClient.withConnection(to: .unixSocket(path: directory.path)) { _ in () }
+        }
+        #expect(error2?.message == "cannot connect to unix:\(directory.path): not a socket")
+    }
+
+    // MARK: - Helpers
+
+    private func withServer<T: Sendable>(
+        _ behavior: FakeQMPBehavior,
+        _ body: (String) async throws -> T
+    ) async throws -> (T, [String]) {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await FakeQMPServer.start(at: directory.file("fake.qmp"), behavior: behavior)
+        do {
+            let result = try await body(server.path)
+            await server.stop()
+            return (result, server.receivedCommands)
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+
+    private func withServer<A: Sendable, B: Sendable>(
+        _ behavior: FakeQMPBehavior,
+        _ body: (String) async throws -> (A, B)
+    ) async throws -> (A, B, [String]) {
+        let (result, commands): ((A, B), [String]) = try await withServer(behavior, body)
+        return (result.0, result.1, commands)
+    }
+
+    private func connectionError(
+        _ behavior: FakeQMPBehavior,
+        configuration: QMPClientConfiguration = QMPClientConfiguration()
+    ) async throws -> QMPError {
+        let (error, _): (QMPError?, [String]) = try await withServer(behavior) { path in
+            do {
+                try await QMPClient.withConnection(to: .unixSocket(path: path), configuration: configuration) { _ in () }
+                return nil
+            } catch let error as QMPError {
+                return error
+            }
+        }
+        return try #require(error)
+    }
+}
