@@ -126,12 +126,16 @@ final class FakeQMPHandler: ChannelInboundHandler {
         log.commands.withLock { $0.append(name) }
         let id = command["id"]?.compactText ?? "null"
         let (lines, close) = behavior.respond(name, id)
+        var buffer = context.channel.allocator.buffer(capacity: lines.reduce(0) { $0 + $1.utf8.count + 2 })
         for line in lines {
-            let text = line.hasSuffix("\n") ? line : line + "\r\n"
-            context.write(Self.wrapOutboundOut(ByteBuffer(string: text)), promise: nil)
+            buffer.writeString(line.hasSuffix("\n") ? line : line + "\r\n")
         }
-        context.flush()
-        if close { context.close(promise: nil) }
+        // Close only once everything is on the wire: a close with writes pending would drop them.
+        let written = context.writeAndFlush(Self.wrapOutboundOut(buffer))
+        if close {
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            written.whenComplete { _ in loopBound.value.close(promise: nil) }
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -1,0 +1,134 @@
+import EventStore
+import Foundation
+import GRDB
+import Testing
+
+struct EventDatabaseTests {
+    @Test func createsAPrivateWALDatabaseWithEveryMigration() async throws {
+        let directory = try makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/events.sqlite"
+
+        let database = try EventDatabase.openForWriting(path: path)
+
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let journal = try await database.writer.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+        #expect(journal == "wal")
+        let migrations = try await database.writer.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations") }
+        #expect(migrations == ["v1-events"])
+    }
+
+    @Test func storesEventsWithTheirColumnsAndEndsSessions() async throws {
+        // Given a session
+        let database = try EventDatabase.inMemory()
+        let handle = try await database.beginSession(makeSession(name: "vm1"))
+        // When events and the session's end are written together
+        let shutdown = NewEvent(
+            session: handle, seq: 2, name: "SHUTDOWN", seconds: 10, microseconds: 5, received: 11_000_000,
+            guest: true, reason: "guest-shutdown", data: #"{"guest": true, "reason": "guest-shutdown"}"#
+        )
+        let panic = NewEvent(
+            session: handle, seq: 1, name: "GUEST_PANICKED", seconds: -1, microseconds: -1, received: 9_000_000,
+            action: "pause", panicType: "hyper-v", panicArg1: "18446744073709551615"
+        )
+        try await database.write(
+            events: [panic, shutdown],
+            endings: [SessionEnd(sessionId: handle.sessionId, endedAt: 12_000_000, reason: "eof")]
+        )
+        // Then they read back in arrival order, with a NULL time for QEMU's -1/-1
+        let events = try await database.allEvents()
+        #expect(events.map(\.name) == ["GUEST_PANICKED", "SHUTDOWN"])
+        #expect(events[0].time == nil)
+        #expect(events[0].panicArg1 == "18446744073709551615")
+        #expect(events[1].time == 10_000_005)
+        #expect(events[1].guest == true)
+        #expect(events[1].data == #"{"guest": true, "reason": "guest-shutdown"}"#)
+        let session = try #require(try await database.allSessions().first)
+        #expect(session.endedAt == 12_000_000)
+        #expect(session.endReason == "eof")
+        #expect(try await database.allMachines().first?.lastSeen == 11_000_000)
+    }
+
+    @Test func rejectsADuplicateSequenceNumberAndKeepsTheBatchAtomic() async throws {
+        let database = try EventDatabase.inMemory()
+        let handle = try await database.beginSession(makeSession(name: "vm1"))
+        let event = NewEvent(session: handle, seq: 1, name: "STOP", seconds: 1, microseconds: 0, received: 1)
+        try await database.write(events: [event])
+        let second = NewEvent(session: handle, seq: 2, name: "RESUME", seconds: 2, microseconds: 0, received: 2)
+        await #expect(throws: EventStoreError.self) { try await database.write(events: [second, event]) }
+        #expect(try await database.allEvents().map(\.seq) == [1], "the failed batch left nothing behind")
+    }
+
+    @Test func identifiesMachinesByNameThenUUIDThenEndpoint() async throws {
+        let database = try EventDatabase.inMemory()
+        let first = try await database.beginSession(makeSession(name: "vm1", endpoint: "unix:/a"))
+        let again = try await database.beginSession(makeSession(name: "vm1", endpoint: "unix:/b"))
+        let unnamed = try await database.beginSession(
+            makeSession(name: nil, uuid: "00000000-0000-0000-0000-000000000000", endpoint: "unix:/c")
+        )
+        #expect(first.machineId == again.machineId)
+        #expect(first.sessionId != again.sessionId)
+        let machines = try await database.allMachines()
+        #expect(machines.map(\.identity) == ["name:vm1", "endpoint:unix:/c"])
+        #expect(machines[0].endpoint == "unix:/b")
+        #expect(machines[1].uuid == nil, "an all-zero UUID means unset")
+        _ = unnamed
+    }
+
+    @Test func readersNeverCreateADatabase() throws {
+        let directory = try makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/none.sqlite"
+        let error = #expect(throws: EventStoreError.self) { try EventDatabase.openForReading(path: path) }
+        #expect(error?.code == .notFound)
+        #expect(error?.message == "no qmplog database at \(path)")
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test func refusesADatabaseWrittenByANewerQmplog() throws {
+        let directory = try makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/events.sqlite"
+        let database = try EventDatabase.openForWriting(path: path)
+        try database.writer.write { try $0.execute(sql: "INSERT INTO grdb_migrations VALUES ('v99-future')") }
+        let error = #expect(throws: EventStoreError.self) { try EventDatabase.openForWriting(path: path) }
+        #expect(error?.code == .schemaTooNew)
+    }
+
+    @Test func namesTheFileWhenItIsNotADatabase() throws {
+        let directory = try makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/notes.txt"
+        try String(repeating: "not sqlite\n", count: 200).write(toFile: path, atomically: true, encoding: .utf8)
+        let error = #expect(throws: EventStoreError.self) { try EventDatabase.openForWriting(path: path) }
+        #expect(error?.description.contains(path) == true)
+    }
+
+    @Test func namesTheFileWhenItsDirectoryIsNotWritable() throws {
+        let error = #expect(throws: EventStoreError.self) {
+            try EventDatabase.openForWriting(path: "/proc/qmplog-test/events.sqlite")
+        }
+        #expect(error?.description.contains("/proc/qmplog-test/events.sqlite") == true)
+    }
+
+    // MARK: - Helpers
+
+    private func makeSession(name: String?, uuid: String? = nil, endpoint: String = "unix:/run/vm.qmp") -> NewSession {
+        NewSession(
+            machine: MachineIdentity(name: name, uuid: uuid, endpoint: endpoint),
+            endpoint: endpoint,
+            qemuVersion: "7.2.22",
+            qemuPackage: "Debian",
+            initialStatus: "running",
+            initialRunning: true,
+            startedAt: 1_000_000
+        )
+    }
+
+    private func makeDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "qmplog-store-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
