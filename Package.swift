@@ -1,6 +1,7 @@
 // swift-tools-version:6.2
 // The dependencies service-lifecycle 2.13.0 and swift-log 1.16.2 declare tools 6.2.
 
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -118,8 +119,12 @@ let package = Package(
 // - ExistentialAny (SE-0335): spell existentials `any P`.
 // - MemberImportVisibility (SE-0444): a member is visible only where its module is imported.
 // - InternalImportsByDefault (SE-0409): `import` is internal; `public import` marks API-visible dependencies.
+// In CI (CI=true), every warning of our own targets is an error (SE-0480); dependencies are unaffected.
+let warningsAreErrors = ProcessInfo.processInfo.environment["CI"] == "true"
+
 for target in package.targets {
     var settings = target.swiftSettings ?? []
+    if warningsAreErrors { settings.append(.treatAllWarnings(as: .error)) }
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))
     settings.append(.enableUpcomingFeature("InternalImportsByDefault"))

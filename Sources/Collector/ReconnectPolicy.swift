@@ -9,7 +9,11 @@ public struct ReconnectPolicy: Sendable, Hashable {
     /// The fraction of each delay that is randomised, 0 to 1 (0.2: ±20 %).
     public var jitter: Double
 
-    public init(initialDelay: Duration = .milliseconds(500), maximumDelay: Duration = .seconds(30), jitter: Double = 0.2) {
+    public init(
+        initialDelay: Duration = .milliseconds(500),
+        maximumDelay: Duration = .seconds(30),
+        jitter: Double = 0.2
+    ) {
         self.initialDelay = initialDelay
         self.maximumDelay = maximumDelay
         self.jitter = min(max(jitter, 0), 1)

@@ -1,9 +1,9 @@
 public import GRDB
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The qmplog database: machines, sessions and events in one SQLite file.

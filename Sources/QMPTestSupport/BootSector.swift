@@ -16,9 +16,15 @@ public enum BootSector: Sendable {
     var code: [UInt8] {
         let haltForever: [UInt8] = [0xF4, 0xEB, 0xFD]  // hlt; jmp back to hlt
         switch self {
-        case .acpiPowerOff: return [0xBA, 0x04, 0x06, 0xB8, 0x00, 0x20, 0xEF] + haltForever  // mov dx,0x604; mov ax,0x2000; out dx,ax
-        case .keyboardControllerReset: return [0xB0, 0xFE, 0xE6, 0x64] + haltForever  // mov al,0xFE; out 0x64,al
-        case .pvpanic: return [0xBA, 0x05, 0x05, 0xB0, 0x01, 0xEE] + haltForever  // mov dx,0x505; mov al,1; out dx,al
+        case .acpiPowerOff:
+            // mov dx,0x604; mov ax,0x2000; out dx,ax
+            return [0xBA, 0x04, 0x06, 0xB8, 0x00, 0x20, 0xEF] + haltForever
+        case .keyboardControllerReset:
+            // mov al,0xFE; out 0x64,al
+            return [0xB0, 0xFE, 0xE6, 0x64] + haltForever
+        case .pvpanic:
+            // mov dx,0x505; mov al,1; out dx,al
+            return [0xBA, 0x05, 0x05, 0xB0, 0x01, 0xEE] + haltForever
         }
     }
 

@@ -21,9 +21,7 @@ public final class QEMUProcess: @unchecked Sendable {
     public let recorderSocket: String
     /// The monitor the test drives the VM through.
     public let controlSocket: String
-    /// QEMU's process id.
-    public let processIdentifier: Int32
-    private var exited = false
+    private let process: ChildProcess
 
     /// Starts QEMU paused (`-S`), so no event is lost before the recorder attaches.
     ///
@@ -48,14 +46,16 @@ public final class QEMUProcess: @unchecked Sendable {
             arguments += ["-drive", "file=\(image),format=raw,if=ide,index=0,media=disk"]
         }
         arguments += extraArguments
-        processIdentifier = try Self.spawn(binary, arguments: arguments, log: directory.file("qemu.log"))
+        process = try ChildProcess(binary, arguments: arguments, outputPath: directory.file("qemu.log"))
         try waitForSockets()
     }
 
     private func waitForSockets() throws {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if FileManager.default.fileExists(atPath: recorderSocket), FileManager.default.fileExists(atPath: controlSocket) {
+            if FileManager.default.fileExists(atPath: recorderSocket),
+                FileManager.default.fileExists(atPath: controlSocket)
+            {
                 return
             }
             guard isRunning else { throw QEMUTestError("QEMU exited at start: \(log)") }
@@ -64,69 +64,26 @@ public final class QEMUProcess: @unchecked Sendable {
         throw QEMUTestError("QEMU did not create its monitor sockets within 20 s: \(log)")
     }
 
-    /// Whether QEMU is still running (reaps it once it has exited).
-    public var isRunning: Bool {
-        if exited { return false }
-        var status: Int32 = 0
-        if waitpid(processIdentifier, &status, WNOHANG) == processIdentifier { exited = true }
-        return !exited
-    }
-
-    /// Starts QEMU with an empty signal mask and default handlers.
-    ///
-    /// Foundation's `Process` passes on the spawning thread's signal mask, and the threads of a
-    /// test runner block SIGTERM: QEMU would then never see the SIGTERM a test sends it.
-    private static func spawn(_ binary: String, arguments: [String], log: String) throws -> pid_t {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([binary] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, binary, &actions, &attributes, argv, environ)
-        guard result == 0 else { throw QEMUTestError("cannot start \(binary): \(String(cString: strerror(result)))") }
-        return pid
-    }
+    /// Whether QEMU is still running.
+    public var isRunning: Bool { process.isRunning }
+    public var processIdentifier: Int32 { process.processIdentifier }
 
     /// Whatever QEMU printed.
     public var log: String { (try? String(contentsOfFile: directory.file("qemu.log"), encoding: .utf8)) ?? "" }
 
     /// Sends `signal` to QEMU.
     public func send(signal: Int32) {
-        kill(processIdentifier, signal)
+        process.send(signal: signal)
     }
 
     /// Waits for QEMU to exit, without blocking a thread.
     public func waitForExit(timeout: Duration = .seconds(30)) async throws {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        while isRunning {
-            guard clock.now < deadline else { throw QEMUTestError("QEMU still running after \(timeout)") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await process.waitForExit(timeout: timeout)
     }
 
     /// Kills QEMU if it is still running and removes its directory.
     public func terminate() {
-        if isRunning {
-            kill(processIdentifier, SIGKILL)
-            var status: Int32 = 0
-            waitpid(processIdentifier, &status, 0)
-            exited = true
-        }
+        process.kill9()
         directory.remove()
     }
 

@@ -16,11 +16,13 @@ struct CollectorServiceTests {
             FakeQMPBehavior.event("STOP", seconds: -1, micro: -1),
             FakeQMPBehavior.event(
                 "GUEST_PANICKED",
-                data: #"{"action": "pause", "info": {"type": "hyper-v", "arg1": 18446744073709551615, "arg2": 1, "arg3": 2, "arg4": 3, "arg5": 4}}"#
+                data:
+                    #"{"action": "pause", "info": {"type": "hyper-v", "arg1": 18446744073709551615, "arg2": 1, "arg3": 2, "arg4": 3, "arg5": 4}}"#
             ),
             FakeQMPBehavior.event(
                 "GUEST_PANICKED",
-                data: #"{"action": "pause", "info": {"core": 1, "psw-mask": 562956395315200, "psw-addr": 1234, "reason": "extint-loop", "type": "s390"}}"#
+                data:
+                    #"{"action": "pause", "info": {"core": 1, "psw-mask": 562956395315200, "psw-addr": 1234, "reason": "extint-loop", "type": "s390"}}"#
             ),
             FakeQMPBehavior.event("SHUTDOWN", data: #"{"guest": "yes", "reason": "cosmic-ray"}"#),
             FakeQMPBehavior.event("FUTURE_EVENT", data: #"{"x": [1, {"y": null}]}"#),
@@ -28,7 +30,10 @@ struct CollectorServiceTests {
         ]
         let harness = try RecordingHarness()
         defer { harness.remove() }
-        let server = try await FakeQMPServer.start(at: harness.directory.file("vm.qmp"), behavior: .qemu(name: "s390-guest", events: events))
+        let server = try await FakeQMPServer.start(
+            at: harness.directory.file("vm.qmp"),
+            behavior: .qemu(name: "s390-guest", events: events)
+        )
         defer { Task { await server.stop() } }
 
         // When it is recorded once
@@ -36,9 +41,13 @@ struct CollectorServiceTests {
 
         // Then every event is a row, unknown values kept as strings and wrong types left NULL
         let rows = try await harness.database.allEvents()
-        #expect(rows.map(\.name) == ["STOP", "GUEST_PANICKED", "GUEST_PANICKED", "SHUTDOWN", "FUTURE_EVENT", "WATCHDOG"])
+        #expect(
+            rows.map(\.name) == ["STOP", "GUEST_PANICKED", "GUEST_PANICKED", "SHUTDOWN", "FUTURE_EVENT", "WATCHDOG"]
+        )
         #expect(rows[0].seconds == -1 && rows[0].microseconds == -1 && rows[0].time == nil && rows[0].data == nil)
-        #expect(rows[1].panicType == "hyper-v" && rows[1].panicArg1 == "18446744073709551615" && rows[1].action == "pause")
+        #expect(
+            rows[1].panicType == "hyper-v" && rows[1].panicArg1 == "18446744073709551615" && rows[1].action == "pause"
+        )
         #expect(rows[2].panicType == "s390" && rows[2].panicReason == "extint-loop")
         #expect(rows[3].guest == nil && rows[3].reason == "cosmic-ray")
         #expect(rows[4].data == #"{"x": [1, {"y": null}]}"#)
@@ -53,23 +62,42 @@ struct CollectorServiceTests {
         defer { harness.remove() }
         let good = try await FakeQMPServer.start(
             at: harness.directory.file("good.qmp"),
-            behavior: .qemu(name: "good", events: (1...50).map { FakeQMPBehavior.event("RESET", data: #"{"guest": true, "reason": "guest-reset"}"#, micro: Int64($0)) })
+            behavior: .qemu(
+                name: "good",
+                events: (1...50).map {
+                    FakeQMPBehavior.event("RESET", data: #"{"guest": true, "reason": "guest-reset"}"#, micro: Int64($0))
+                }
+            )
         )
-        let silent = try await FakeQMPServer.start(at: harness.directory.file("silent.qmp"), behavior: FakeQMPBehavior(onConnect: []) { _, _ in ([], false) })
+        let silent = try await FakeQMPServer.start(
+            at: harness.directory.file("silent.qmp"),
+            behavior: FakeQMPBehavior(onConnect: []) { _, _ in ([], false) }
+        )
         let garbage = try await FakeQMPServer.start(
             at: harness.directory.file("garbage.qmp"),
-            behavior: .qemu(name: "garbage", events: [FakeQMPBehavior.event("STOP"), "{\"event\": \u{1}}}} not json"], close: false)
+            behavior: .qemu(
+                name: "garbage",
+                events: [FakeQMPBehavior.event("STOP"), "{\"event\": \u{1}}}} not json"],
+                close: false
+            )
         )
         defer { Task { for server in [good, silent, garbage] { await server.stop() } } }
         let missing = harness.directory.file("missing.qmp")
 
-        let service = harness.makeService(targets: [silent.path, garbage.path, missing, good.path], greetingTimeout: .milliseconds(300))
+        let service = harness.makeService(
+            targets: [silent.path, garbage.path, missing, good.path],
+            greetingTimeout: .milliseconds(300)
+        )
         let error = await #expect(throws: CollectorError.self) { try await service.run() }
 
         #expect(error?.code == .targetsFailed)
         let message = error?.message ?? ""
         #expect(message.hasPrefix("3 of 4 targets could not be recorded"))
-        #expect(message.contains("unix:\(silent.path): unix:\(silent.path) accepted the connection but sent no QMP greeting"))
+        #expect(
+            message.contains(
+                "unix:\(silent.path): unix:\(silent.path) accepted the connection but sent no QMP greeting"
+            )
+        )
         #expect(message.contains("unix:\(missing): cannot connect to unix:\(missing): no such file"))
         #expect(message.contains("unix:\(garbage.path): invalid JSON"))
         let events = try await harness.database.allEvents()
@@ -77,7 +105,10 @@ struct CollectorServiceTests {
         let goodId = try #require(machines.first { $0.name == "good" }?.id)
         let garbageId = try #require(machines.first { $0.name == "garbage" }?.id)
         #expect(events.filter { $0.machineId == goodId }.count == 50)
-        #expect(events.filter { $0.machineId == garbageId }.map(\.name) == ["STOP"], "what arrived before the garbage is kept")
+        #expect(
+            events.filter { $0.machineId == garbageId }.map(\.name) == ["STOP"],
+            "what arrived before the garbage is kept"
+        )
         let sessions = try await harness.database.allSessions()
         #expect(sessions.first { $0.machineId == garbageId }?.endReason?.hasPrefix("error: invalid JSON") == true)
         #expect(sessions.first { $0.machineId == goodId }?.endReason == "eof")
@@ -88,7 +119,10 @@ struct CollectorServiceTests {
         let lines = (1...count).map { FakeQMPBehavior.event($0 % 2 == 0 ? "RESUME" : "STOP", micro: Int64($0)) }
         let harness = try RecordingHarness()
         defer { harness.remove() }
-        let server = try await FakeQMPServer.start(at: harness.directory.file("flood.qmp"), behavior: .qemu(events: lines))
+        let server = try await FakeQMPServer.start(
+            at: harness.directory.file("flood.qmp"),
+            behavior: .qemu(events: lines)
+        )
         defer { Task { await server.stop() } }
 
         try await harness.makeService(targets: [server.path]).run()
@@ -103,7 +137,10 @@ struct CollectorServiceTests {
         let harness = try RecordingHarness()
         defer { harness.remove() }
         let events = (1...10).map { FakeQMPBehavior.event("STOP", micro: Int64($0)) }
-        let server = try await FakeQMPServer.start(at: harness.directory.file("vm.qmp"), behavior: .qemu(events: events, close: false))
+        let server = try await FakeQMPServer.start(
+            at: harness.directory.file("vm.qmp"),
+            behavior: .qemu(events: events, close: false)
+        )
         defer { Task { await server.stop() } }
         let service = harness.makeService(targets: [server.path], once: false)
 
@@ -127,7 +164,9 @@ struct CollectorServiceTests {
         defer { harness.remove() }
         let server = try await FakeQMPServer.start(
             at: harness.directory.file("vm.qmp"),
-            behavior: .qemu(events: [FakeQMPBehavior.event("SHUTDOWN", data: #"{"guest": false, "reason": "host-qmp-quit"}"#)])
+            behavior: .qemu(events: [
+                FakeQMPBehavior.event("SHUTDOWN", data: #"{"guest": false, "reason": "host-qmp-quit"}"#)
+            ])
         )
         defer { Task { await server.stop() } }
         let service = harness.makeService(targets: [server.path], once: false)
@@ -159,7 +198,8 @@ struct CollectorServiceTests {
         try await harness.makeService(targets: [first.path]).run()
         try await harness.database.writer.write { db in
             try db.execute(
-                sql: "CREATE TRIGGER fail BEFORE INSERT ON event BEGIN SELECT RAISE(FAIL, 'simulated write failure'); END"
+                sql:
+                    "CREATE TRIGGER fail BEFORE INSERT ON event BEGIN SELECT RAISE(FAIL, 'simulated write failure'); END"
             )
         }
 

@@ -37,7 +37,9 @@ struct RealQEMUTests {
         try #require(rows.count >= 3)
         #expect(rows.first == EventSummary("RESUME"))
         #expect(rows[1] == EventSummary("RESET", guest: false, reason: "host-qmp-system-reset"))
-        #expect(rows.dropFirst(2).dropLast().allSatisfy { $0 == EventSummary("RESET", guest: true, reason: "guest-reset") })
+        #expect(
+            rows.dropFirst(2).dropLast().allSatisfy { $0 == EventSummary("RESET", guest: true, reason: "guest-reset") }
+        )
         #expect(rows.last == EventSummary("SHUTDOWN", guest: false, reason: "host-qmp-quit"))
     }
 

@@ -14,7 +14,8 @@ struct RecordingHarness {
         database = try EventDatabase.openForWriting(path: directory.file("events.sqlite"))
     }
 
-    func makeService(targets: [String], once: Bool = true, greetingTimeout: Duration = .seconds(5)) -> CollectorService {
+    func makeService(targets: [String], once: Bool = true, greetingTimeout: Duration = .seconds(5)) -> CollectorService
+    {
         CollectorService(
             configuration: CollectorConfiguration(
                 targets: targets.map { .unixSocket(path: $0) },

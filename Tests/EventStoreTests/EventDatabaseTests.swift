@@ -15,7 +15,9 @@ struct EventDatabaseTests {
         #expect(mode == 0o600)
         let journal = try await database.writer.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         #expect(journal == "wal")
-        let migrations = try await database.writer.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations") }
+        let migrations = try await database.writer.read {
+            try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations")
+        }
         #expect(migrations == ["v1-events"])
     }
 
@@ -25,12 +27,26 @@ struct EventDatabaseTests {
         let handle = try await database.beginSession(makeSession(name: "vm1"))
         // When events and the session's end are written together
         let shutdown = NewEvent(
-            session: handle, seq: 2, name: "SHUTDOWN", seconds: 10, microseconds: 5, received: 11_000_000,
-            guest: true, reason: "guest-shutdown", data: #"{"guest": true, "reason": "guest-shutdown"}"#
+            session: handle,
+            seq: 2,
+            name: "SHUTDOWN",
+            seconds: 10,
+            microseconds: 5,
+            received: 11_000_000,
+            guest: true,
+            reason: "guest-shutdown",
+            data: #"{"guest": true, "reason": "guest-shutdown"}"#
         )
         let panic = NewEvent(
-            session: handle, seq: 1, name: "GUEST_PANICKED", seconds: -1, microseconds: -1, received: 9_000_000,
-            action: "pause", panicType: "hyper-v", panicArg1: "18446744073709551615"
+            session: handle,
+            seq: 1,
+            name: "GUEST_PANICKED",
+            seconds: -1,
+            microseconds: -1,
+            received: 9_000_000,
+            action: "pause",
+            panicType: "hyper-v",
+            panicArg1: "18446744073709551615"
         )
         try await database.write(
             events: [panic, shutdown],

@@ -47,7 +47,9 @@ struct QMPClientStateMachineTests {
 }
 
 struct QMPCommandTests {
-    @Test(arguments: ["quit", "stop", "cont", "system_reset", "system_powerdown", "device_del", "query-", "human-monitor-command"])
+    @Test(arguments: [
+        "quit", "stop", "cont", "system_reset", "system_powerdown", "device_del", "query-", "human-monitor-command",
+    ])
     func refusesEveryCommandThatIsNotAQuery(_ name: String) {
         let error = #expect(throws: QMPError.self) { try QMPCommand(name: name) }
         #expect(error?.code == .commandNotAllowed)

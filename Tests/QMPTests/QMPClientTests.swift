@@ -52,7 +52,11 @@ struct QMPClientTests {
     @Test func surfacesAnErrorReplyAsCommandFailedWithClassAndDesc() async throws {
         let behavior = FakeQMPBehavior(onConnect: [FakeQMPBehavior.greeting]) { command, id in
             guard command == "query-uuid" else { return ([#"{"return": {}, "id": \#(id)}"#], false) }
-            return ([#"{"error": {"class": "CommandNotFound", "desc": "The command query-uuid has not been found"}, "id": \#(id)}"#], false)
+            return (
+                [
+                    #"{"error": {"class": "CommandNotFound", "desc": "The command query-uuid has not been found"}, "id": \#(id)}"#
+                ], false
+            )
         }
         let (error, _) = try await withServer(behavior) { path in
             try await QMPClient.withConnection(to: .unixSocket(path: path)) { connection in
@@ -71,7 +75,10 @@ struct QMPClientTests {
 
     @Test func reportsBusyWhenThePeerNeverGreets() async throws {
         let silent = FakeQMPBehavior(onConnect: []) { _, _ in ([], false) }
-        let error = try await connectionError(silent, configuration: QMPClientConfiguration(greetingTimeout: .milliseconds(200)))
+        let error = try await connectionError(
+            silent,
+            configuration: QMPClientConfiguration(greetingTimeout: .milliseconds(200))
+        )
         #expect(error.code == .busy)
         #expect(error.message.contains("another client"))
     }
@@ -86,7 +93,12 @@ struct QMPClientTests {
     @Test func reportsADisconnectInTheMiddleOfAMessage() async throws {
         let behavior = FakeQMPBehavior(onConnect: [FakeQMPBehavior.greeting]) { command, id in
             guard command == "query-status" else { return ([#"{"return": {}, "id": \#(id)}"#], false) }
-            return ([#"{"return": {}, "id": \#(id)}"#, FakeQMPBehavior.event("STOP"), #"{"timestamp": {"seconds": 1, "micro"#], true)
+            return (
+                [
+                    #"{"return": {}, "id": \#(id)}"#, FakeQMPBehavior.event("STOP"),
+                    #"{"timestamp": {"seconds": 1, "micro"#,
+                ], true
+            )
         }
         let (outcome, _) = try await withServer(behavior) { path in
             try await QMPClient.withConnection(to: .unixSocket(path: path)) { connection in
@@ -152,7 +164,8 @@ struct QMPClientTests {
     ) async throws -> QMPError {
         let (error, _): (QMPError?, [String]) = try await withServer(behavior) { path in
             do {
-                try await QMPClient.withConnection(to: .unixSocket(path: path), configuration: configuration) { _ in () }
+                try await QMPClient.withConnection(to: .unixSocket(path: path), configuration: configuration) { _ in ()
+                }
                 return nil
             } catch let error as QMPError {
                 return error

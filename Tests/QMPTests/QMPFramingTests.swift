@@ -6,7 +6,10 @@ import Testing
 
 struct QMPFramingTests {
     @Test(arguments: [
-        ("CRLF-terminated", "{\"event\": \"STOP\"}\r\n{\"event\": \"RESUME\"}\r\n", ["{\"event\": \"STOP\"}", "{\"event\": \"RESUME\"}"]),
+        (
+            "CRLF-terminated", "{\"event\": \"STOP\"}\r\n{\"event\": \"RESUME\"}\r\n",
+            ["{\"event\": \"STOP\"}", "{\"event\": \"RESUME\"}"]
+        ),
         ("LF-terminated", "{\"a\": 1}\n{\"b\": 2}\n", ["{\"a\": 1}", "{\"b\": 2}"]),
         ("no separator", "{\"a\": 1}{\"b\": 2}", ["{\"a\": 1}", "{\"b\": 2}"]),
         (

@@ -14,12 +14,15 @@ struct QMPMessageDecodingTests {
     }
 
     @Test func decodesAnEventWithoutDataAndItsSignedTimestamp() throws {
-        let message = try QMPMessage(frame: Array(#"{"timestamp": {"seconds": -1, "microseconds": -1}, "event": "STOP"}"#.utf8))
+        let message = try QMPMessage(
+            frame: Array(#"{"timestamp": {"seconds": -1, "microseconds": -1}, "event": "STOP"}"#.utf8)
+        )
         #expect(message == .event(QMPEvent(name: "STOP", seconds: -1, microseconds: -1, data: nil, dataText: nil)))
     }
 
     @Test func keepsTheDataTextVerbatimEvenWhenPretty() throws {
-        let frame = "{\"event\": \"SHUTDOWN\", \"data\": {\n  \"guest\": true,\n  \"reason\": \"guest-shutdown\"\n}, "
+        let frame =
+            "{\"event\": \"SHUTDOWN\", \"data\": {\n  \"guest\": true,\n  \"reason\": \"guest-shutdown\"\n}, "
             + "\"timestamp\": {\"seconds\": 1795772654, \"microseconds\": 702021}}"
         guard case .event(let event) = try QMPMessage(frame: Array(frame.utf8)) else {
             Issue.record("not an event")
@@ -66,9 +69,17 @@ struct QMPMessageDecodingTests {
     }
 
     @Test func decodesRepliesAndErrorsWithTheirIds() throws {
-        #expect(try QMPMessage(frame: Array(#"{"return": {}, "id": 7}"#.utf8)) == .success(id: .number("7"), result: .object([])))
         #expect(
-            try QMPMessage(frame: Array(#"{"id": "x", "error": {"class": "CommandNotFound", "desc": "The command foo has not been found"}}"#.utf8))
+            try QMPMessage(frame: Array(#"{"return": {}, "id": 7}"#.utf8))
+                == .success(id: .number("7"), result: .object([]))
+        )
+        #expect(
+            try QMPMessage(
+                frame: Array(
+                    #"{"id": "x", "error": {"class": "CommandNotFound", "desc": "The command foo has not been found"}}"#
+                        .utf8
+                )
+            )
                 == .failure(id: .string("x"), errorClass: "CommandNotFound", desc: "The command foo has not been found")
         )
         #expect(

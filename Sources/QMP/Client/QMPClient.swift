@@ -3,9 +3,9 @@ import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Connects to QMP monitors, read-only.
@@ -26,7 +26,11 @@ public enum QMPClient {
         configuration: QMPClientConfiguration = QMPClientConfiguration(),
         _ body: (QMPConnection) async throws -> Result
     ) async throws -> Result {
-        let channel = try await connect(to: endpoint, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+        let channel = try await connect(
+            to: endpoint,
+            configuration: configuration,
+            group: MultiThreadedEventLoopGroup.singleton
+        )
         return try await channel.executeThenClose { inbound, outbound in
             let connection = QMPConnection(
                 endpoint: endpoint,
@@ -141,7 +145,10 @@ public final class QMPConnection {
         try await withDeadline(configuration.greetingTimeout, expiry: busy) {
             while true {
                 guard let message = try await nextMessage() else {
-                    throw QMPError(code: .connectionClosed, message: "\(endpoint) closed the connection before greeting")
+                    throw QMPError(
+                        code: .connectionClosed,
+                        message: "\(endpoint) closed the connection before greeting"
+                    )
                 }
                 switch try stateMachine.receive(message) {
                 case .sendCapabilities(let greeting, let id):

@@ -57,7 +57,9 @@ struct StoreOptions: ParsableArguments {
                 attributes: [.posixPermissions: 0o700]
             )
         } catch {
-            throw ValidationError("Cannot create directory \(directory) for the database: \(error.localizedDescription)")
+            throw ValidationError(
+                "Cannot create directory \(directory) for the database: \(error.localizedDescription)"
+            )
         }
         return path
     }
