@@ -51,7 +51,7 @@ let package = Package(
         // Reports: SQL aggregates over EventStore; never opens a socket.
         .target(
             name: "Reports",
-            dependencies: ["EventStore"]
+            dependencies: ["EventStore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .executableTarget(
             name: "qmplog",

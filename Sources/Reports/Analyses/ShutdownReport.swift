@@ -1,0 +1,121 @@
+/// SHUTDOWN events split by who initiated them, corrected for QEMU's quirks.
+///
+/// - A host `system_powerdown` reaches the VM as POWERDOWN, and the guest OS then shuts down with
+///   `guest: true`. A guest SHUTDOWN within ``ReportQuery/powerdownWindow`` after a POWERDOWN on the
+///   same VM counts as **host-requested (ACPI)**.
+/// - QEMU may repeat SHUTDOWN (SIGTERM); a SHUTDOWN in the same session with no RESUME or RESET
+///   since the previous one is the same shutdown.
+/// - Without a `guest` member (QEMU < 2.10) the initiator is **unknown**.
+enum ShutdownReport {
+    enum Initiator: String, CaseIterable {
+        case guest, host
+        case hostACPI = "host_requested_acpi"
+        case unknown
+    }
+
+    struct Shutdown {
+        var machineId: Int64
+        var time: Int64
+        var initiator: Initiator
+        var reason: String
+    }
+
+    static func run(_ data: ReportData) async throws -> ReportResult {
+        let query = data.query
+        let events = try await data.events(
+            named: ["SHUTDOWN", "POWERDOWN", "RESUME", "RESET"],
+            lookback: query.powerdownWindow
+        )
+        var shutdowns: [Shutdown] = []
+        var duplicates = 0
+        var lastPowerdown: [Int64: Int64] = [:]
+        var shutdownPending: Set<Int64> = []  // sessions with a SHUTDOWN and no RESUME/RESET since
+        for event in events {
+            switch event.name {
+            case "POWERDOWN":
+                lastPowerdown[event.machineId] = event.time
+            case "RESUME", "RESET":
+                shutdownPending.remove(event.sessionId)
+            default:  // SHUTDOWN
+                guard shutdownPending.insert(event.sessionId).inserted else {
+                    if query.contains(event.time) { duplicates += 1 }
+                    continue
+                }
+                let powerdown = lastPowerdown.removeValue(forKey: event.machineId)
+                guard query.contains(event.time) else { continue }
+                let initiator: Initiator
+                switch event.guest {
+                case true?:
+                    let requested = powerdown.map { event.time - $0 <= query.powerdownWindow && event.time >= $0 } ?? false
+                    initiator = requested ? .hostACPI : .guest
+                case false?: initiator = .host
+                case nil: initiator = .unknown
+                }
+                shutdowns.append(
+                    Shutdown(machineId: event.machineId, time: event.time, initiator: initiator, reason: event.reason ?? "(none)")
+                )
+            }
+        }
+        return result(shutdowns, duplicates: duplicates, data: data)
+    }
+
+    /// One count per initiator, then the total.
+    static func counts(_ tally: Tally<Initiator>) -> [ReportValue] {
+        let values: [ReportValue] = Initiator.allCases.map { .count(tally[$0]) }
+        return values + [.count(tally.counts.values.reduce(0, +))]
+    }
+
+    static func result(_ shutdowns: [Shutdown], duplicates: Int, data: ReportData) -> ReportResult {
+        let query = data.query
+        var byInitiator = Tally<Initiator>()
+        var byReason = Tally<[String]>()
+        for shutdown in shutdowns {
+            byInitiator.add(shutdown.initiator)
+            byReason.add([shutdown.initiator.rawValue, shutdown.reason])
+        }
+        let hostSide = byInitiator[.host] + byInitiator[.hostACPI]
+        var summary: [(key: String, value: ReportValue)] = [("shutdowns", .count(shutdowns.count))]
+        summary += Initiator.allCases.map { ($0.rawValue, .count(byInitiator[$0])) }
+        summary.append(("guest_host_ratio", hostSide == 0 ? .null : .number(Double(byInitiator[.guest]) / Double(hostSide))))
+        summary.append(("duplicates_ignored", .count(duplicates)))
+
+        var tables = [
+            ReportTable(
+                name: "by_reason",
+                title: "Shutdowns by initiator and reason",
+                columns: ["initiator", "reason", "count"],
+                rows: byReason.sortedKeys.map { [.text($0[0]), .text($0[1]), .count(byReason[$0])] }
+            )
+        ]
+        let columns = Initiator.allCases.map(\.rawValue) + ["total"]
+        if query.byMachine {
+            var perMachine: [Int64: Tally<Initiator>] = [:]
+            for shutdown in shutdowns { perMachine[shutdown.machineId, default: Tally()].add(shutdown.initiator) }
+            let ids = perMachine.keys.sorted { data.name(of: $0) < data.name(of: $1) }
+            let rows = ids.map { id -> [ReportValue] in [.text(data.name(of: id))] + counts(perMachine[id] ?? Tally()) }
+            tables.append(ReportTable(name: "by_vm", title: "Shutdowns per VM", columns: ["vm"] + columns, rows: rows))
+        }
+        if let interval = query.interval {
+            var perBucket: [Int64: Tally<Initiator>] = [:]
+            for shutdown in shutdowns { perBucket[interval.bucket(of: shutdown.time), default: Tally()].add(shutdown.initiator) }
+            let rows = perBucket.keys.sorted().map { bucket -> [ReportValue] in
+                [.time(bucket)] + counts(perBucket[bucket] ?? Tally())
+            }
+            tables.insert(ReportTable(name: "series", title: "Shutdowns per \(interval.rawValue)", columns: ["bucket"] + columns, rows: rows), at: 0)
+        }
+        let window = query.powerdownWindow / 1_000_000
+        return ReportResult(
+            report: "shutdowns",
+            query: query,
+            summary: summary,
+            tables: tables,
+            caveats: [
+                "A guest SHUTDOWN within \(window) s after a POWERDOWN on the same VM is counted as host-requested (ACPI): "
+                    + "QEMU flags the guest's response to a host power-button press as guest-initiated.",
+                "A SHUTDOWN repeated in one session without a RESUME or RESET between is one shutdown (QEMU repeats it on some signals).",
+                "unknown: QEMU older than 2.10 sends no guest flag.",
+                "Only shutdowns that happened while qmplog was attached are counted; see 'report summary' for gaps.",
+            ]
+        )
+    }
+}

@@ -1,0 +1,116 @@
+import EventStore
+import GRDB
+
+/// The overview: VMs, events by name, sessions, and how much of the window was observed.
+enum SummaryReport {
+    static func run(_ data: ReportData) async throws -> ReportResult {
+        let query = data.query
+        let sessions = try await data.sessions()
+        let perName = try await data.countEventsByName()
+        let perMachine = try await data.eventSpans()
+        let windowStart = query.since ?? sessions.map(\.startedAt).min() ?? query.end
+        let windowLength = max(0, query.end - windowStart)
+        var observed: [Int64: Int64] = [:]
+        var sessionCount: [Int64: Int] = [:]
+        var coveredUntil: [Int64: Int64] = [:]
+        for session in sessions {
+            sessionCount[session.machineId, default: 0] += 1
+            let start = max(session.startedAt, windowStart, coveredUntil[session.machineId] ?? .min)
+            let end = min(session.endedAt ?? query.now, query.end)
+            if end > start { observed[session.machineId, default: 0] += end - start }
+            coveredUntil[session.machineId] = max(coveredUntil[session.machineId] ?? .min, end)
+        }
+        let ids = data.machineNames.keys.sorted { data.name(of: $0) < data.name(of: $1) }
+        let vmRows = ids.map { id -> [ReportValue] in
+            let span = perMachine[id]
+            return [
+                .text(data.name(of: id)), .count(sessionCount[id] ?? 0), .integer(span?.count ?? 0),
+                .duration(observed[id] ?? 0), .duration(windowLength - (observed[id] ?? 0)),
+                span.map { .time($0.first) } ?? .null, span.map { .time($0.last) } ?? .null,
+            ]
+        }
+        let total = perName.reduce(0) { $0 + $1.count }
+        var tables = [
+            ReportTable(
+                name: "events_by_name",
+                title: "Events by name",
+                columns: ["event", "count"],
+                rows: perName.map { [.text($0.key), .integer($0.count)] }
+            ),
+            ReportTable(
+                name: "vms",
+                title: "VMs",
+                columns: ["vm", "sessions", "events", "observed", "not_observed", "first_event", "last_event"],
+                rows: vmRows
+            ),
+        ]
+        if let interval = query.interval {
+            let buckets = try await data.countEventsPerBucket(interval)
+            tables.insert(
+                ReportTable(
+                    name: "series",
+                    title: "Events per \(interval.rawValue)",
+                    columns: ["bucket", "events"],
+                    rows: buckets.map { [.time($0.bucket), .integer($0.count)] }
+                ),
+                at: 0
+            )
+        }
+        let firstEvent = perMachine.values.map(\.first).min()
+        let lastEvent = perMachine.values.map(\.last).max()
+        let observedTotal = observed.values.reduce(0, +)
+        return ReportResult(
+            report: "summary",
+            query: query,
+            summary: [
+                ("vms", .count(ids.count)), ("events", .integer(total)), ("sessions", .count(sessions.count)),
+                ("first_event", firstEvent.map(ReportValue.time) ?? .null),
+                ("last_event", lastEvent.map(ReportValue.time) ?? .null),
+                ("window", .duration(windowLength)),
+                ("observed", .duration(observedTotal)),
+                ("not_observed", .duration(windowLength * Int64(ids.count) - observedTotal)),
+            ],
+            tables: tables,
+            caveats: [
+                "observed: time qmplog was attached to each VM (its sessions); not_observed: the rest of the window, "
+                    + "summed over VMs. Events in not-observed time are lost: QEMU does not replay them.",
+                "Event times are QEMU's host clock; where QEMU sent -1/-1 the receive time is used.",
+            ]
+        )
+    }
+}
+
+extension ReportData {
+    /// Event counts grouped by event name, largest first.
+    func countEventsByName() async throws -> [(key: String, count: Int64)] {
+        var sql = "SELECT name, COUNT(*) FROM event WHERE 1"
+        var arguments = StatementArguments()
+        appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)")
+        sql += " GROUP BY 1 ORDER BY 2 DESC, 1"
+        return try await rows(sql: sql, arguments: arguments) { (key: $0[0] as String, count: $0[1] as Int64) }
+    }
+
+    /// Per machine: event count, first and last event time in the window.
+    func eventSpans() async throws -> [Int64: (count: Int64, first: Int64, last: Int64)] {
+        var sql = "SELECT machineId, COUNT(*), MIN(COALESCE(time, received)), MAX(COALESCE(time, received)) FROM event WHERE 1"
+        var arguments = StatementArguments()
+        appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)")
+        sql += " GROUP BY machineId"
+        let rows = try await rows(sql: sql, arguments: arguments) { row in
+            (row[0] as Int64, row[1] as Int64, row[2] as Int64, row[3] as Int64)
+        }
+        var spans: [Int64: (count: Int64, first: Int64, last: Int64)] = [:]
+        for row in rows { spans[row.0] = (row.1, row.2, row.3) }
+        return spans
+    }
+
+    /// Event counts per time bucket, in time order, counted by SQLite.
+    func countEventsPerBucket(_ interval: ReportInterval) async throws -> [(bucket: Int64, count: Int64)] {
+        let offset = interval.origin
+        var sql = "SELECT ((COALESCE(time, received) - ?) / ?) * ? + ? AS bucket, COUNT(*) FROM event WHERE 1"
+        var arguments: StatementArguments = [offset, interval.length, interval.length, offset]
+        appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)")
+        sql += " GROUP BY bucket ORDER BY bucket"
+        return try await rows(sql: sql, arguments: arguments) { (bucket: $0[0] as Int64, count: $0[1] as Int64) }
+    }
+}

@@ -1,0 +1,52 @@
+/// WATCHDOG firings by action and VM.
+enum WatchdogReport {
+    static func run(_ data: ReportData) async throws -> ReportResult {
+        let query = data.query
+        let events = try await data.events(named: ["WATCHDOG"])
+        var byAction = Tally<String>()
+        var byMachineAction = Tally<[String]>()
+        var perBucket: [Int64: Int] = [:]
+        for event in events where query.contains(event.time) {
+            let action = event.action ?? "(none)"
+            byAction.add(action)
+            byMachineAction.add([data.name(of: event.machineId), action])
+            if let interval = query.interval { perBucket[interval.bucket(of: event.time), default: 0] += 1 }
+        }
+        var tables = [
+            ReportTable(
+                name: "by_action",
+                title: "Watchdog firings by action",
+                columns: ["action", "count"],
+                rows: byAction.sortedKeys.map { [.text($0), .count(byAction[$0])] }
+            ),
+            ReportTable(
+                name: "by_vm",
+                title: "Watchdog firings per VM and action",
+                columns: ["vm", "action", "count"],
+                rows: byMachineAction.sortedKeys.map { [.text($0[0]), .text($0[1]), .count(byMachineAction[$0])] }
+            ),
+        ]
+        if let interval = query.interval {
+            tables.insert(
+                ReportTable(
+                    name: "series",
+                    title: "Watchdog firings per \(interval.rawValue)",
+                    columns: ["bucket", "count"],
+                    rows: perBucket.keys.sorted().map { [.time($0), .count(perBucket[$0] ?? 0)] }
+                ),
+                at: 0
+            )
+        }
+        let total = byAction.counts.values.reduce(0, +)
+        return ReportResult(
+            report: "watchdog",
+            query: query,
+            summary: [("firings", .count(total)), ("vms_affected", .count(Set(byMachineAction.order.map { $0[0] }).count))],
+            tables: tables,
+            caveats: [
+                "Counts are lower bounds: QEMU sends at most one WATCHDOG event per second per VM and drops the rest.",
+                "Only firings while qmplog was attached are counted.",
+            ]
+        )
+    }
+}

@@ -1,0 +1,113 @@
+/// Renders a report as aligned text for a terminal.
+enum TextReportRenderer {
+    static func render(_ result: ReportResult) -> String {
+        var lines: [String] = []
+        let since = result.query.since.map { Timestamp.rfc3339(microseconds: $0) } ?? "beginning"
+        let until = result.query.until.map { Timestamp.rfc3339(microseconds: $0) } ?? "now"
+        lines.append("qmplog report \(result.report) — \(since) to \(until)")
+        if !result.query.machines.isEmpty { lines.append("VMs: \(result.query.machines.joined(separator: ", "))") }
+        if !result.summary.isEmpty {
+            lines.append("")
+            let width = result.summary.map { label($0.key).count }.max() ?? 0
+            for (key, value) in result.summary {
+                let name = label(key)
+                lines.append(name + ":" + String(repeating: " ", count: width - name.count + 1) + text(value))
+            }
+        }
+        for table in result.tables {
+            lines.append("")
+            lines.append(table.title)
+            if table.rows.isEmpty {
+                lines.append("  (none)")
+                continue
+            }
+            lines += aligned(table)
+        }
+        if !result.caveats.isEmpty {
+            lines.append("")
+            lines.append("Notes:")
+            lines += result.caveats.map { "- " + $0 }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func aligned(_ table: ReportTable) -> [String] {
+        let header = table.columns
+        let cells = table.rows.map { $0.map(text) }
+        var widths = header.map(\.count)
+        for row in cells {
+            for (index, cell) in row.enumerated() where index < widths.count {
+                widths[index] = max(widths[index], cell.count)
+            }
+        }
+        let numeric = table.columns.indices.map { index in
+            table.rows.allSatisfy { row in
+                switch row[index] {
+                case .integer, .number, .duration, .null: true
+                default: false
+                }
+            }
+        }
+        func line(_ row: [String]) -> String {
+            let padded = row.enumerated().map { index, cell in
+                let pad = String(repeating: " ", count: widths[index] - cell.count)
+                return numeric[index] ? pad + cell : cell + pad
+            }
+            return "  " + padded.joined(separator: "  ").trimmingTrailingSpaces()
+        }
+        return [line(header), line(widths.map { String(repeating: "-", count: $0) })] + cells.map(line)
+    }
+
+    static func text(_ value: ReportValue) -> String {
+        switch value {
+        case .text(let text): text
+        case .integer(let value): String(value)
+        case .number(let value): formatNumber(value)
+        case .bool(let value): value ? "yes" : "no"
+        case .time(let value): String(Timestamp.rfc3339(microseconds: value).prefix(19)).replacingT()
+        case .duration(let value): formatDuration(value)
+        case .null: "-"
+        }
+    }
+
+    static let labels = [
+        "vms": "VMs", "vms_affected": "VMs affected", "guest_host_ratio": "Guest:host ratio",
+        "host_requested_acpi": "Host-requested (ACPI)",
+    ]
+
+    static func label(_ key: String) -> String {
+        if let label = labels[key] { return label }
+        let words = key.split(separator: "_").joined(separator: " ")
+        return words.prefix(1).uppercased() + words.dropFirst()
+    }
+
+    static func formatNumber(_ value: Double) -> String {
+        let rounded = (value * 100).rounded() / 100
+        if rounded == rounded.rounded() { return String(Int64(rounded)) }
+        return String(rounded)
+    }
+
+    /// `3d 04:05:06`, `04:05:06`, or `0:00:05`.
+    static func formatDuration(_ microseconds: Int64) -> String {
+        let total = microseconds / 1_000_000
+        let days = total / 86_400
+        let hours = total / 3600 % 24
+        let minutes = total / 60 % 60
+        let seconds = total % 60
+        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let clock = "\(hours):\(two(minutes)):\(two(seconds))"
+        return days > 0 ? "\(days)d \(two(hours)):\(two(minutes)):\(two(seconds))" : clock
+    }
+}
+
+extension String {
+    fileprivate func trimmingTrailingSpaces() -> String {
+        var copy = self
+        while copy.last == " " { copy.removeLast() }
+        return copy
+    }
+
+    fileprivate func replacingT() -> String {
+        String(map { $0 == "T" ? " " : $0 })
+    }
+}

@@ -1,0 +1,151 @@
+import EventStore
+import GRDB
+
+/// An event as the analyses see it: the time they order and bucket by, and the extracted columns.
+struct EventRow: Sendable {
+    var machineId: Int64
+    var sessionId: Int64
+    var name: String
+    /// QEMU's timestamp, or the receive time when QEMU sent -1/-1.
+    var time: Int64
+    var guest: Bool?
+    var reason: String?
+    var action: String?
+    var panicType: String?
+    var panicReason: String?
+    var panicArg1: String?
+}
+
+/// Reads what the analyses need from the store, read-only, with bound parameters only.
+struct ReportData {
+    let database: EventDatabase
+    let query: ReportQuery
+    /// Machine id → display name, for the selected machines (all when none are named).
+    let machineNames: [Int64: String]
+    /// The ids `--vm` selected, or `nil` for all.
+    let selectedIds: [Int64]?
+
+    init(database: EventDatabase, query: ReportQuery) async throws {
+        if let since = query.since, since >= query.end {
+            throw ReportsError(code: .invalidQuery, message: "--since must be earlier than --until")
+        }
+        self.database = database
+        self.query = query
+        let machines = try await database.writer.read { db in
+            try Machine.order(Machine.Columns.id).fetchAll(db)
+        }
+        var names: [Int64: String] = [:]
+        var selected: [Int64] = []
+        var unmatched = Set(query.machines)
+        for machine in machines {
+            let keys = [machine.name, machine.uuid, machine.endpoint, machine.identity].compactMap { $0 }
+            if query.machines.isEmpty || keys.contains(where: query.machines.contains) {
+                names[machine.id] = machine.name ?? machine.uuid ?? machine.endpoint
+                selected.append(machine.id)
+                unmatched.subtract(keys)
+            }
+        }
+        if !unmatched.isEmpty {
+            let known = machines.map { $0.name ?? $0.endpoint }.sorted()
+            throw ReportsError(
+                code: .unknownMachine,
+                message: "no VM named \(unmatched.sorted().joined(separator: ", ")) in \(database.path ?? "the database")"
+                    + (known.isEmpty ? " (it has no VMs yet)" : "; known VMs: \(known.joined(separator: ", "))")
+            )
+        }
+        machineNames = names
+        selectedIds = query.machines.isEmpty ? nil : selected
+    }
+
+    /// Events with these names, per machine in arrival order, from `lookback` before the window to its end.
+    func events(named names: [String], lookback: Int64 = 0) async throws -> [EventRow] {
+        var sql = """
+            SELECT machineId, sessionId, name, COALESCE(time, received) AS t, guest, reason, action,
+                   panicType, panicReason, panicArg1
+            FROM event WHERE name IN (\(placeholders(names.count)))
+            """
+        var arguments = StatementArguments(names)
+        appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)", lookback: lookback)
+        sql += " ORDER BY machineId, sessionId, seq"
+        return try await rows(sql: sql, arguments: arguments) { row in
+            EventRow(
+                machineId: row[0], sessionId: row[1], name: row[2], time: row[3], guest: row[4],
+                reason: row[5], action: row[6], panicType: row[7], panicReason: row[8], panicArg1: row[9]
+            )
+        }
+    }
+
+    /// Sessions of the selected machines that overlap the window, in start order.
+    func sessions() async throws -> [Session] {
+        var sql = "SELECT * FROM session WHERE startedAt < ? AND (endedAt IS NULL OR endedAt >= ?)"
+        var arguments: StatementArguments = [query.end, query.since ?? Int64.min]
+        if let selectedIds {
+            sql += " AND machineId IN (\(placeholders(selectedIds.count)))"
+            arguments += StatementArguments(selectedIds)
+        }
+        sql += " ORDER BY machineId, startedAt, id"
+        let finalSQL = sql
+        let finalArguments = arguments
+        return try await database.writer.read { db in try Session.fetchAll(db, sql: finalSQL, arguments: finalArguments) }
+    }
+
+    func appendFilters(
+        to sql: inout String,
+        arguments: inout StatementArguments,
+        timeExpression: String,
+        machineColumn: String = "machineId",
+        lookback: Int64 = 0
+    ) {
+        if let selectedIds {
+            sql += " AND \(machineColumn) IN (\(placeholders(selectedIds.count)))"
+            arguments += StatementArguments(selectedIds)
+        }
+        if let since = query.since {
+            sql += " AND \(timeExpression) >= ?"
+            arguments += [since - lookback]
+        }
+        sql += " AND \(timeExpression) < ?"
+        arguments += [query.end]
+    }
+
+    /// Runs `sql` on a reader and maps each row, inside the read.
+    func rows<T: Sendable>(
+        sql: String,
+        arguments: StatementArguments,
+        _ transform: @escaping @Sendable (Row) throws -> T
+    ) async throws -> [T] {
+        try await database.writer.read { db in
+            var results: [T] = []
+            let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try cursor.next() { results.append(try transform(row)) }
+            return results
+        }
+    }
+
+    func name(of machineId: Int64) -> String { machineNames[machineId] ?? "#\(machineId)" }
+
+    private func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: max(count, 1)).joined(separator: ",")
+    }
+}
+
+/// Counts keyed by a tuple of strings, remembering first-seen order for stable output.
+struct Tally<Key: Hashable> {
+    private(set) var counts: [Key: Int] = [:]
+    private(set) var order: [Key] = []
+
+    mutating func add(_ key: Key, _ amount: Int = 1) {
+        if counts[key] == nil { order.append(key) }
+        counts[key, default: 0] += amount
+    }
+
+    subscript(key: Key) -> Int { counts[key] ?? 0 }
+
+    /// Keys by descending count, then first-seen order.
+    var sortedKeys: [Key] {
+        order.enumerated().sorted { lhs, rhs in
+            let (a, b) = (counts[lhs.element] ?? 0, counts[rhs.element] ?? 0)
+            return a != b ? a > b : lhs.offset < rhs.offset
+        }.map(\.element)
+    }
+}

@@ -1,0 +1,30 @@
+/// An error from a report: what was asked that cannot be answered, and why.
+public struct ReportsError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Value: Hashable, Sendable { case unknownMachine, invalidQuery }
+        private let value: Value
+        private init(_ value: Value) { self.value = value }
+
+        /// `--vm` named a VM the database has never seen.
+        public static let unknownMachine = Code(.unknownMachine)
+        /// The query cannot be answered as asked (for example `--since` after `--until`).
+        public static let invalidQuery = Code(.invalidQuery)
+
+        public var description: String {
+            switch value {
+            case .unknownMachine: "unknown VM"
+            case .invalidQuery: "invalid query"
+            }
+        }
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import EventStore
+import Foundation
+import Reports
+
+extension QMPLogCommand {
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stream the recorded events as CSV, NDJSON or JSON.",
+            discussion: """
+                One row per event, in arrival order, with the fields:
+                  id, vm, time, seconds, microseconds, received, event, guest, reason, action,
+                  panic_type, panic_reason, data
+                time is QEMU's timestamp (RFC 3339 UTC, microseconds; empty when QEMU sent -1/-1), \
+                received is when qmplog got it, guest is true/false/empty, data is the event's JSON \
+                data, compacted.
+
+                CSV follows RFC 4180 with a header row. A text cell starting with = + - or @ is \
+                prefixed with ' so spreadsheets do not run it as a formula. Output streams in constant \
+                memory whatever the database size.
+
+                Examples:
+                  qmplog export --format csv --since 24h -o events.csv
+                  qmplog export --format ndjson --event SHUTDOWN --event RESET --vm web1
+                """
+        )
+
+        @OptionGroup var store: StoreOptions
+        @OptionGroup var filter: FilterOptions
+
+        @Option(name: .customLong("event"), help: ArgumentHelp("Only events of this name; repeatable.", valueName: "name"))
+        var events: [String] = []
+
+        @Option(help: "Output format.")
+        var format: EventExporter.Format = .csv
+
+        @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file (created 0600) instead of standard output.", valueName: "file"))
+        var output: String?
+
+        func run() async throws {
+            let database = try store.openForReading()
+            var descriptor = STDOUT_FILENO
+            if let output {
+                descriptor = open(output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+                guard descriptor >= 0 else {
+                    throw ValidationError("Cannot write \(output): \(String(cString: strerror(errno))).")
+                }
+            }
+            defer { if output != nil { close(descriptor) } }
+            try await EventExporter.export(
+                from: database,
+                query: filter.query(),
+                events: events,
+                format: format,
+                to: descriptor
+            )
+        }
+    }
+
+    struct Vms: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "vms",
+            abstract: "List the VMs in the database: name, UUID, socket, first and last seen, state, events."
+        )
+
+        @OptionGroup var store: StoreOptions
+
+        @Option(help: "Output format.")
+        var format: ReportFormat = .table
+
+        func run() async throws {
+            let database = try store.openForReading()
+            let result = try await MachineListReport.run(on: database, now: FilterOptions.now())
+            print(format.render(result), terminator: "")
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import EventStore
+import Reports
+
+extension QMPLogCommand {
+    struct Report: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Answer what happened to the VMs: shutdowns, panics, resets, watchdogs, states.",
+            discussion: """
+                Reports:
+                  summary    VMs, events by name, sessions, observed versus unobserved time
+                  shutdowns  guest- versus host-initiated shutdowns, guest:host ratio, by reason
+                  panics     guest panics by crash type, s390 reason, hyper-v bugcheck code, action, VM, day
+                  resets     guest versus host resets, watchdog-caused resets, distinct resets
+                  watchdog   watchdog firings by action and VM
+                  states     time each VM spent running, paused, suspended, shut down, unknown
+
+                Reports read the database without blocking a running recorder. Each report \
+                ends with notes on what its numbers cannot tell (QEMU's quirks, unobserved time).
+                --format json prints one object whose shape is documented in docs/reports.md; \
+                --format csv prints the main table (the series with --interval).
+
+                Examples:
+                  qmplog report shutdowns --since 7d --by vm
+                  qmplog report panics --vm web1 --format json
+                  qmplog report states --since 2026-11-01 --interval day --format csv
+                """
+        )
+
+        @Argument(help: ArgumentHelp("The report to run.", valueName: "report"))
+        var kind: ReportKind
+
+        @OptionGroup var store: StoreOptions
+        @OptionGroup var filter: FilterOptions
+
+        @Option(help: "Add a time series with one row per bucket (for charts).")
+        var interval: ReportInterval?
+
+        @Option(name: .customLong("by"), help: ArgumentHelp("Add a per-VM table (shutdowns, resets): --by vm.", valueName: "vm"))
+        var by: String?
+
+        @Option(help: "Seconds after a POWERDOWN within which a guest SHUTDOWN counts as host-requested (shutdowns).")
+        var powerdownWindow: Int = 300
+
+        @Option(help: "Output format.")
+        var format: ReportFormat = .table
+
+        func validate() throws {
+            if let by, by != "vm" { throw ValidationError("--by takes 'vm'.") }
+            guard powerdownWindow >= 0 else { throw ValidationError("--powerdown-window must not be negative.") }
+        }
+
+        func run() async throws {
+            let database = try store.openForReading()
+            var query = filter.query()
+            query.interval = interval
+            query.byMachine = by == "vm"
+            query.powerdownWindow = Int64(powerdownWindow) * 1_000_000
+            let result = try await kind.run(on: database, query: query)
+            print(format.render(result), terminator: "")
+        }
+    }
+}
