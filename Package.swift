@@ -103,6 +103,17 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "ReportsTests",
+            dependencies: [
+                "Reports",
+                "EventStore",
+                "QMP",
+                "QMPTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            exclude: ["Snapshots"]
+        ),
+        .testTarget(
             name: "qmplogTests",
             dependencies: [
                 "qmplog",

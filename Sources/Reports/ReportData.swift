@@ -49,7 +49,8 @@ struct ReportData {
             let known = machines.map { $0.name ?? $0.endpoint }.sorted()
             throw ReportsError(
                 code: .unknownMachine,
-                message: "no VM named \(unmatched.sorted().joined(separator: ", ")) in \(database.path ?? "the database")"
+                message:
+                    "no VM named \(unmatched.sorted().joined(separator: ", ")) in \(database.path ?? "the database")"
                     + (known.isEmpty ? " (it has no VMs yet)" : "; known VMs: \(known.joined(separator: ", "))")
             )
         }
@@ -69,8 +70,16 @@ struct ReportData {
         sql += " ORDER BY machineId, sessionId, seq"
         return try await rows(sql: sql, arguments: arguments) { row in
             EventRow(
-                machineId: row[0], sessionId: row[1], name: row[2], time: row[3], guest: row[4],
-                reason: row[5], action: row[6], panicType: row[7], panicReason: row[8], panicArg1: row[9]
+                machineId: row[0],
+                sessionId: row[1],
+                name: row[2],
+                time: row[3],
+                guest: row[4],
+                reason: row[5],
+                action: row[6],
+                panicType: row[7],
+                panicReason: row[8],
+                panicArg1: row[9]
             )
         }
     }
@@ -86,7 +95,8 @@ struct ReportData {
         sql += " ORDER BY machineId, startedAt, id"
         let finalSQL = sql
         let finalArguments = arguments
-        return try await database.writer.read { db in try Session.fetchAll(db, sql: finalSQL, arguments: finalArguments) }
+        return try await database.writer.read { db in try Session.fetchAll(db, sql: finalSQL, arguments: finalArguments)
+        }
     }
 
     func appendFilters(

@@ -25,7 +25,8 @@ public enum MachineListReport {
                 if let lastSession {
                     let names = try String.fetchAll(
                         db,
-                        sql: "SELECT name FROM event WHERE sessionId = ? AND name IN ('STOP','RESUME','SUSPEND','SUSPEND_DISK','WAKEUP','SHUTDOWN') ORDER BY seq",
+                        sql:
+                            "SELECT name FROM event WHERE sessionId = ? AND name IN ('STOP','RESUME','SUSPEND','SUSPEND_DISK','WAKEUP','SHUTDOWN') ORDER BY seq",
                         arguments: [lastSession]
                     )
                     for name in names { state = StateReport.state(after: name, from: state) }

@@ -58,7 +58,12 @@ enum PanicReport {
         var byBucket: [Int64: Int] = [:]
         for panic in panics { byBucket[interval.bucket(of: panic.time), default: 0] += 1 }
         func table(_ name: String, _ title: String, _ column: String, _ tally: Tally<String>) -> ReportTable {
-            ReportTable(name: name, title: title, columns: [column, "count"], rows: tally.sortedKeys.map { [.text($0), .count(tally[$0])] })
+            ReportTable(
+                name: name,
+                title: title,
+                columns: [column, "count"],
+                rows: tally.sortedKeys.map { [.text($0), .count(tally[$0])] }
+            )
         }
         let tables = [
             ReportTable(

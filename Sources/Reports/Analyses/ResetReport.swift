@@ -29,7 +29,9 @@ enum ResetReport {
             guard query.contains(event.time) else { continue }
             let isNew = previous.map { event.time - $0 > burstWindow || event.time < $0 } ?? true
             let initiator: String
-            if let watchdog = lastWatchdog[event.machineId], event.time >= watchdog, event.time - watchdog <= watchdogWindow {
+            if let watchdog = lastWatchdog[event.machineId], event.time >= watchdog,
+                event.time - watchdog <= watchdogWindow
+            {
                 initiator = "watchdog"
             } else {
                 initiator = event.guest.map { $0 ? "guest" : "host" } ?? "unknown"
@@ -44,7 +46,9 @@ enum ResetReport {
                 distinctByReason.add(key)
                 byInitiator.add(initiator)
                 perMachine[event.machineId, default: (0, 0)].distinct += 1
-                if let interval = query.interval { perBucket[interval.bucket(of: event.time), default: (0, 0)].distinct += 1 }
+                if let interval = query.interval {
+                    perBucket[interval.bucket(of: event.time), default: (0, 0)].distinct += 1
+                }
             }
         }
         var tables = [
@@ -52,7 +56,9 @@ enum ResetReport {
                 name: "by_reason",
                 title: "Resets by initiator and reason",
                 columns: ["initiator", "reason", "events", "distinct"],
-                rows: byReason.sortedKeys.map { [.text($0[0]), .text($0[1]), .count(byReason[$0]), .count(distinctByReason[$0])] }
+                rows: byReason.sortedKeys.map {
+                    [.text($0[0]), .text($0[1]), .count(byReason[$0]), .count(distinctByReason[$0])]
+                }
             )
         ]
         if query.byMachine {
@@ -61,7 +67,9 @@ enum ResetReport {
                 let counts = perMachine[id] ?? (0, 0)
                 return [.text(data.name(of: id)), .count(counts.events), .count(counts.distinct)]
             }
-            tables.append(ReportTable(name: "by_vm", title: "Resets per VM", columns: ["vm", "events", "distinct"], rows: rows))
+            tables.append(
+                ReportTable(name: "by_vm", title: "Resets per VM", columns: ["vm", "events", "distinct"], rows: rows)
+            )
         }
         if let interval = query.interval {
             let rows = perBucket.keys.sorted().map { bucket -> [ReportValue] in
@@ -69,11 +77,18 @@ enum ResetReport {
                 return [.time(bucket), .count(counts.events), .count(counts.distinct)]
             }
             tables.insert(
-                ReportTable(name: "series", title: "Resets per \(interval.rawValue)", columns: ["bucket", "events", "distinct"], rows: rows),
+                ReportTable(
+                    name: "series",
+                    title: "Resets per \(interval.rawValue)",
+                    columns: ["bucket", "events", "distinct"],
+                    rows: rows
+                ),
                 at: 0
             )
         }
-        var summary: [(key: String, value: ReportValue)] = [("reset_events", .count(total)), ("distinct_resets", .count(distinct))]
+        var summary: [(key: String, value: ReportValue)] = [
+            ("reset_events", .count(total)), ("distinct_resets", .count(distinct)),
+        ]
         summary += ["guest", "host", "watchdog", "unknown"].map { ($0, .count(byInitiator[$0])) }
         return ReportResult(
             report: "resets",

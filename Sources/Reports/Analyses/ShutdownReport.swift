@@ -46,13 +46,19 @@ enum ShutdownReport {
                 let initiator: Initiator
                 switch event.guest {
                 case true?:
-                    let requested = powerdown.map { event.time - $0 <= query.powerdownWindow && event.time >= $0 } ?? false
+                    let requested =
+                        powerdown.map { event.time - $0 <= query.powerdownWindow && event.time >= $0 } ?? false
                     initiator = requested ? .hostACPI : .guest
                 case false?: initiator = .host
                 case nil: initiator = .unknown
                 }
                 shutdowns.append(
-                    Shutdown(machineId: event.machineId, time: event.time, initiator: initiator, reason: event.reason ?? "(none)")
+                    Shutdown(
+                        machineId: event.machineId,
+                        time: event.time,
+                        initiator: initiator,
+                        reason: event.reason ?? "(none)"
+                    )
                 )
             }
         }
@@ -76,7 +82,9 @@ enum ShutdownReport {
         let hostSide = byInitiator[.host] + byInitiator[.hostACPI]
         var summary: [(key: String, value: ReportValue)] = [("shutdowns", .count(shutdowns.count))]
         summary += Initiator.allCases.map { ($0.rawValue, .count(byInitiator[$0])) }
-        summary.append(("guest_host_ratio", hostSide == 0 ? .null : .number(Double(byInitiator[.guest]) / Double(hostSide))))
+        summary.append(
+            ("guest_host_ratio", hostSide == 0 ? .null : .number(Double(byInitiator[.guest]) / Double(hostSide)))
+        )
         summary.append(("duplicates_ignored", .count(duplicates)))
 
         var tables = [
@@ -97,11 +105,21 @@ enum ShutdownReport {
         }
         if let interval = query.interval {
             var perBucket: [Int64: Tally<Initiator>] = [:]
-            for shutdown in shutdowns { perBucket[interval.bucket(of: shutdown.time), default: Tally()].add(shutdown.initiator) }
+            for shutdown in shutdowns {
+                perBucket[interval.bucket(of: shutdown.time), default: Tally()].add(shutdown.initiator)
+            }
             let rows = perBucket.keys.sorted().map { bucket -> [ReportValue] in
                 [.time(bucket)] + counts(perBucket[bucket] ?? Tally())
             }
-            tables.insert(ReportTable(name: "series", title: "Shutdowns per \(interval.rawValue)", columns: ["bucket"] + columns, rows: rows), at: 0)
+            tables.insert(
+                ReportTable(
+                    name: "series",
+                    title: "Shutdowns per \(interval.rawValue)",
+                    columns: ["bucket"] + columns,
+                    rows: rows
+                ),
+                at: 0
+            )
         }
         let window = query.powerdownWindow / 1_000_000
         return ReportResult(

@@ -70,7 +70,8 @@ enum StateReport {
         var perMachine: [Int64: Accumulator] = [:]
         var openSessions = 0
         for session in sessions {
-            var accumulator = perMachine[session.machineId]
+            var accumulator =
+                perMachine[session.machineId]
                 ?? Accumulator(windowStart: windowStart, windowEnd: windowEnd, interval: query.interval)
             let end = session.endedAt ?? query.now
             if session.endedAt == nil { openSessions += 1 }
@@ -105,12 +106,19 @@ enum StateReport {
                     let states = perMachine[id]?.buckets[bucket] ?? [:]
                     let covered = states.values.reduce(0, +)
                     let durations: [ReportValue] = State.allCases.map { .duration(states[$0] ?? 0) }
-                    seriesRows.append([.time(bucket), .text(data.name(of: id))] + durations + [.duration(length - covered)])
+                    seriesRows.append(
+                        [.time(bucket), .text(data.name(of: id))] + durations + [.duration(length - covered)]
+                    )
                 }
                 bucket += interval.length
             }
             tables.insert(
-                ReportTable(name: "series", title: "Time per \(interval.rawValue), VM and state", columns: ["bucket"] + columns, rows: seriesRows),
+                ReportTable(
+                    name: "series",
+                    title: "Time per \(interval.rawValue), VM and state",
+                    columns: ["bucket"] + columns,
+                    rows: seriesRows
+                ),
                 at: 0
             )
         }

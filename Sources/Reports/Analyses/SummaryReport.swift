@@ -92,7 +92,8 @@ extension ReportData {
 
     /// Per machine: event count, first and last event time in the window.
     func eventSpans() async throws -> [Int64: (count: Int64, first: Int64, last: Int64)] {
-        var sql = "SELECT machineId, COUNT(*), MIN(COALESCE(time, received)), MAX(COALESCE(time, received)) FROM event WHERE 1"
+        var sql =
+            "SELECT machineId, COUNT(*), MIN(COALESCE(time, received)), MAX(COALESCE(time, received)) FROM event WHERE 1"
         var arguments = StatementArguments()
         appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)")
         sql += " GROUP BY machineId"

@@ -41,7 +41,9 @@ enum WatchdogReport {
         return ReportResult(
             report: "watchdog",
             query: query,
-            summary: [("firings", .count(total)), ("vms_affected", .count(Set(byMachineAction.order.map { $0[0] }).count))],
+            summary: [
+                ("firings", .count(total)), ("vms_affected", .count(Set(byMachineAction.order.map { $0[0] }).count)),
+            ],
             tables: tables,
             caveats: [
                 "Counts are lower bounds: QEMU sends at most one WATCHDOG event per second per VM and drops the rest.",

@@ -2,9 +2,9 @@ public import EventStore
 import GRDB
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Streams stored events as CSV, NDJSON or a JSON array, in constant memory.
@@ -136,7 +136,10 @@ struct OutputBuffer {
             let written = bytes[offset...].withUnsafeBytes { write(fileDescriptor, $0.baseAddress, $0.count) }
             if written < 0 {
                 if errno == EINTR { continue }
-                throw ReportsError(code: .invalidQuery, message: "cannot write the export: \(String(cString: strerror(errno)))")
+                throw ReportsError(
+                    code: .invalidQuery,
+                    message: "cannot write the export: \(String(cString: strerror(errno)))"
+                )
             }
             offset += written
         }

@@ -26,7 +26,7 @@ enum TextReportRenderer {
         if !result.caveats.isEmpty {
             lines.append("")
             lines.append("Notes:")
-            lines += result.caveats.map { "- " + $0 }
+            lines += result.caveats.flatMap { wrap("- " + $0, width: 78, indent: "  ") }
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -68,6 +68,22 @@ enum TextReportRenderer {
         case .duration(let value): formatDuration(value)
         case .null: "-"
         }
+    }
+
+    /// Splits `text` into lines of at most `width` characters at spaces; continuation lines get `indent`.
+    static func wrap(_ text: String, width: Int, indent: String) -> [String] {
+        var lines: [String] = []
+        var current = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            if !current.isEmpty, current.count + 1 + word.count > width {
+                lines.append(current)
+                current = indent + word
+            } else {
+                current += (current.isEmpty ? "" : " ") + word
+            }
+        }
+        if !current.isEmpty { lines.append(current) }
+        return lines
     }
 
     static let labels = [

@@ -28,13 +28,19 @@ extension QMPLogCommand {
         @OptionGroup var store: StoreOptions
         @OptionGroup var filter: FilterOptions
 
-        @Option(name: .customLong("event"), help: ArgumentHelp("Only events of this name; repeatable.", valueName: "name"))
+        @Option(
+            name: .customLong("event"),
+            help: ArgumentHelp("Only events of this name; repeatable.", valueName: "name")
+        )
         var events: [String] = []
 
         @Option(help: "Output format.")
         var format: EventExporter.Format = .csv
 
-        @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file (created 0600) instead of standard output.", valueName: "file"))
+        @Option(
+            name: .shortAndLong,
+            help: ArgumentHelp("Write to this file (created 0600) instead of standard output.", valueName: "file")
+        )
         var output: String?
 
         func run() async throws {

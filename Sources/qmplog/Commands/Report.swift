@@ -36,7 +36,10 @@ extension QMPLogCommand {
         @Option(help: "Add a time series with one row per bucket (for charts).")
         var interval: ReportInterval?
 
-        @Option(name: .customLong("by"), help: ArgumentHelp("Add a per-VM table (shutdowns, resets): --by vm.", valueName: "vm"))
+        @Option(
+            name: .customLong("by"),
+            help: ArgumentHelp("Add a per-VM table (shutdowns, resets): --by vm.", valueName: "vm")
+        )
         var by: String?
 
         @Option(help: "Seconds after a POWERDOWN within which a guest SHUTDOWN counts as host-requested (shutdowns).")

@@ -10,7 +10,10 @@ extension EventExporter.Format: ExpressibleByArgument {}
 
 /// `--vm`, `--since`, `--until`: which events a report or export covers.
 struct FilterOptions: ParsableArguments {
-    @Option(name: .customLong("vm"), help: ArgumentHelp("Only this VM (name, UUID or socket); repeatable.", valueName: "name"))
+    @Option(
+        name: .customLong("vm"),
+        help: ArgumentHelp("Only this VM (name, UUID or socket); repeatable.", valueName: "name")
+    )
     var machines: [String] = []
 
     @Option(
@@ -21,7 +24,12 @@ struct FilterOptions: ParsableArguments {
     )
     var since: String?
 
-    @Option(help: ArgumentHelp("End of the window (exclusive), in the same forms as --since. Default: now.", valueName: "time"))
+    @Option(
+        help: ArgumentHelp(
+            "End of the window (exclusive), in the same forms as --since. Default: now.",
+            valueName: "time"
+        )
+    )
     var until: String?
 
     func validate() throws {

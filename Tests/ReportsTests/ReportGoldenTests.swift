@@ -1,0 +1,116 @@
+import EventStore
+import Foundation
+import QMPTestSupport
+import Reports
+import Testing
+
+/// Every report in every format over one fleet built from real QEMU 7.2 transcripts (fixtures/)
+/// plus one VM with crash information real QEMU cannot produce here (s390, hyper-v, watchdog).
+@Suite(.serialized)
+struct ReportGoldenTests {
+    static let hour: Int64 = 3_600_000_000
+
+    static func makeFleet() async throws -> FixtureDatabase {
+        try await FixtureDatabase([
+            (
+                "alpha",
+                [
+                    .init(lines: try FixtureDatabase.transcript("host-stop-cont-quit")),
+                    .init(lines: try FixtureDatabase.transcript("guest-acpi-poweroff"), offset: 1 * hour),
+                    .init(lines: try FixtureDatabase.transcript("host-sigterm"), offset: 30 * hour),
+                ]
+            ),
+            (
+                "beta",
+                [
+                    .init(lines: try FixtureDatabase.transcript("host-system-reset")),
+                    .init(lines: try FixtureDatabase.transcript("guest-panic-pvpanic-poweroff"), offset: 2 * hour),
+                    .init(lines: try FixtureDatabase.transcript("guest-acpi-poweroff-no-shutdown"), offset: 26 * hour),
+                ]
+            ),
+            (
+                "gamma",
+                [
+                    .init(lines: try FixtureDatabase.transcript("guest-reset-no-reboot")),
+                    .init(lines: try FixtureDatabase.transcript("host-powerdown-no-acpi-guest"), offset: 3 * hour),
+                    .init(
+                        lines: try FixtureDatabase.transcript("guest-panic-pvpanic-pause"),
+                        offset: 4 * hour,
+                        open: true
+                    ),
+                ]
+            ),
+            (
+                // Synthetic: what real QEMU cannot produce here.
+                "delta",
+                [
+                    .init(
+                        lines: [
+                            FixtureDatabase.event("RESUME", at: 1_795_775_000),
+                            FixtureDatabase.event("WATCHDOG", at: 1_795_775_100, data: #"{"action": "reset"}"#),
+                            FixtureDatabase.event(
+                                "RESET",
+                                at: 1_795_775_100,
+                                200,
+                                data: #"{"guest": true, "reason": "guest-reset"}"#
+                            ),
+                            FixtureDatabase.event(
+                                "GUEST_PANICKED",
+                                at: 1_795_775_200,
+                                data:
+                                    #"{"action": "pause", "info": {"core": 0, "psw-mask": 562956395315200, "psw-addr": 18446744073709551615, "reason": "disabled-wait", "type": "s390"}}"#
+                            ),
+                            FixtureDatabase.event("RESUME", at: 1_795_775_300),
+                            FixtureDatabase.event(
+                                "GUEST_PANICKED",
+                                at: 1_795_775_400,
+                                data:
+                                    #"{"action": "poweroff", "info": {"type": "hyper-v", "arg1": 209, "arg2": 1, "arg3": 2, "arg4": 3, "arg5": 4}}"#
+                            ),
+                            FixtureDatabase.event("POWERDOWN", at: 1_795_775_500),
+                            FixtureDatabase.event(
+                                "SHUTDOWN",
+                                at: 1_795_775_530,
+                                data: #"{"guest": true, "reason": "guest-shutdown"}"#
+                            ),
+                        ],
+                        initialStatus: "running"
+                    )
+                ]
+            ),
+        ])
+    }
+
+    @Test(arguments: ReportKind.allCases)
+    func everyReportMatchesItsGoldenFiles(_ kind: ReportKind) async throws {
+        let fleet = try await Self.makeFleet()
+        defer { fleet.remove() }
+        let plain = try await fleet.run(kind, FixtureDatabase.query(byMachine: true))
+        for format in ReportFormat.allCases {
+            try assertSnapshot(format.render(plain), named: "\(kind.rawValue).\(format.rawValue)")
+        }
+        let series = try await fleet.run(kind, FixtureDatabase.query(interval: .day))
+        try assertSnapshot(ReportFormat.csv.render(series), named: "\(kind.rawValue).day.csv")
+    }
+
+    @Test func vmListMatchesItsGoldenFile() async throws {
+        let fleet = try await Self.makeFleet()
+        defer { fleet.remove() }
+        let database = try EventDatabase.openForReading(path: fleet.directory.file("events.sqlite"))
+        let result = try await MachineListReport.run(on: database, now: FixtureDatabase.now)
+        try assertSnapshot(ReportFormat.table.render(result), named: "vms.table")
+    }
+
+    @Test func shutdownsCountTheFleetsRealQEMUShutdownsCorrectly() async throws {
+        let fleet = try await Self.makeFleet()
+        defer { fleet.remove() }
+        let result = try await fleet.run(.shutdowns)
+        // alpha: quit (host), guest ACPI off (guest), SIGTERM (host); beta: quit, guest panic (guest),
+        // guest off with -no-shutdown (guest) then quit (host, after STOP: a new shutdown? no RESUME between → duplicate);
+        // gamma: guest reset (guest), quit after POWERDOWN (host), quit (host); delta: POWERDOWN→guest off (host ACPI).
+        #expect(result.value("guest") == .integer(4))
+        #expect(result.value("host") == .integer(5))
+        #expect(result.value("host_requested_acpi") == .integer(1))
+        #expect(result.value("duplicates_ignored") == .integer(1))
+    }
+}
