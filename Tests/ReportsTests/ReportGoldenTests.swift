@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import QMP
 import QMPTestSupport
 import Reports
 import Testing
@@ -89,6 +90,16 @@ struct ReportGoldenTests {
         for format in ReportFormat.allCases {
             try assertSnapshot(format.render(plain), named: "\(kind.rawValue).\(format.rawValue)")
         }
+        // The JSON contract: one object, unique snake_case keys, report/since/until/vms/summary first, caveats last.
+        guard case .object(let members) = try JSONValue(parsing: Array(ReportFormat.json.render(plain).utf8)) else {
+            Issue.record("JSON output is not an object")
+            return
+        }
+        let keys = members.map(\.key)
+        #expect(Set(keys).count == keys.count)
+        #expect(Array(keys.prefix(5)) == ["report", "since", "until", "vms", "summary"])
+        #expect(keys.last == "caveats")
+        #expect(keys.allSatisfy { $0 == $0.lowercased() && !$0.contains("-") && !$0.contains(" ") })
         let series = try await fleet.run(kind, FixtureDatabase.query(interval: .day))
         try assertSnapshot(ReportFormat.csv.render(series), named: "\(kind.rawValue).day.csv")
     }

@@ -83,6 +83,19 @@ struct QmplogBinaryTests {
         return runner.deletingLastPathComponent().appendingPathComponent("qmplog").path
     }()
 
+    /// Runs qmplog to completion and returns its exit code and combined output.
+    static func run(
+        _ arguments: [String],
+        in directory: TemporaryDirectory,
+        timeout: Duration = .seconds(30)
+    ) async throws -> (Int32, String) {
+        let outputPath = directory.file("run-\(UUID().uuidString).out")
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build qmplog first: \(binary)")
+        let process = try ChildProcess(binary, arguments: arguments, outputPath: outputPath)
+        let code = try await process.waitForExit(timeout: timeout)
+        return (code, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+
     private func runQmplog(_ arguments: [String], in directory: TemporaryDirectory) throws -> ChildProcess {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build qmplog first: \(Self.binary)")
         return try ChildProcess(Self.binary, arguments: arguments, outputPath: directory.file("qmplog.out"))

@@ -38,7 +38,7 @@ enum SummaryReport {
                 rows: perName.map { [.text($0.key), .integer($0.count)] }
             ),
             ReportTable(
-                name: "vms",
+                name: "by_vm",
                 title: "VMs",
                 columns: ["vm", "sessions", "events", "observed", "not_observed", "first_event", "last_event"],
                 rows: vmRows
@@ -67,13 +67,18 @@ enum SummaryReport {
                 ("first_event", firstEvent.map(ReportValue.time) ?? .null),
                 ("last_event", lastEvent.map(ReportValue.time) ?? .null),
                 ("window", .duration(windowLength)),
-                ("observed", .duration(observedTotal)),
-                ("not_observed", .duration(windowLength * Int64(ids.count) - observedTotal)),
+                // Of the window's VM-time (window × VMs), the share some recorder was attached.
+                (
+                    "observed_fraction",
+                    windowLength == 0 || ids.isEmpty
+                        ? .null : .number(Double(observedTotal) / Double(windowLength * Int64(ids.count)))
+                ),
             ],
             tables: tables,
             caveats: [
-                "observed: time qmplog was attached to each VM (its sessions); not_observed: the rest of the window, "
-                    + "summed over VMs. Events in not-observed time are lost: QEMU does not replay them.",
+                "observed: time qmplog was attached to a VM (its sessions); not_observed: the rest of the window. "
+                    + "observed_fraction: observed time over window × VMs. Events in not-observed time are lost: "
+                    + "QEMU does not replay them.",
                 "Event times are QEMU's host clock; where QEMU sent -1/-1 the receive time is used.",
             ]
         )
