@@ -7,6 +7,7 @@ import Foundation
 public final class ChildProcess: @unchecked Sendable {
     public let processIdentifier: Int32
     private var status: Int32?
+    private var usage = rusage()
 
     /// Starts `executable` with its output (stdout and stderr) appended to `outputPath`.
     public init(
@@ -49,7 +50,7 @@ public final class ChildProcess: @unchecked Sendable {
     public var isRunning: Bool {
         if status != nil { return false }
         var raw: Int32 = 0
-        if waitpid(processIdentifier, &raw, WNOHANG) == processIdentifier { status = raw }
+        if wait4(processIdentifier, &raw, WNOHANG, &usage) == processIdentifier { status = raw }
         return status == nil
     }
 
@@ -58,6 +59,12 @@ public final class ChildProcess: @unchecked Sendable {
         guard !isRunning, let status else { return nil }
         let signal = status & 0x7F
         return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+    }
+
+    /// The peak resident set size in bytes, once the process has exited (from `wait4`).
+    public var peakMemoryBytes: Int? {
+        guard !isRunning else { return nil }
+        return Int(usage.ru_maxrss) * 1024
     }
 
     public func send(signal: Int32) {

@@ -114,8 +114,11 @@ struct ReportData {
             sql += " AND \(timeExpression) >= ?"
             arguments += [since - lookback]
         }
-        sql += " AND \(timeExpression) < ?"
-        arguments += [query.end]
+        // Without --until nothing is cut at the end: a host clock ahead of ours must not hide events.
+        if let until = query.until {
+            sql += " AND \(timeExpression) < ?"
+            arguments += [until]
+        }
     }
 
     /// Runs `sql` on a reader and maps each row, inside the read.

@@ -38,8 +38,10 @@ public struct ReportQuery: Sendable, Hashable {
     /// The end of the window: ``until`` or ``now``.
     public var end: Int64 { until ?? now }
 
+    /// Whether an event at `time` is in the window. Without ``until`` there is no upper bound, so
+    /// events stamped by a host clock ahead of ours are still counted.
     func contains(_ time: Int64) -> Bool {
-        (since.map { time >= $0 } ?? true) && time < end
+        (since.map { time >= $0 } ?? true) && (until.map { time < $0 } ?? true)
     }
 }
 

@@ -48,6 +48,16 @@ enum TextReportRenderer {
                 }
             }
         }
+        // Wider than a terminal: one block of `column: value` lines per row instead.
+        if widths.reduce(2, { $0 + $1 + 2 }) > 80 {
+            let labelWidth = header.map(\.count).max() ?? 0
+            return cells.enumerated().flatMap { index, row -> [String] in
+                let block = zip(header, row).map { name, cell in
+                    "  " + name + ":" + String(repeating: " ", count: labelWidth - name.count + 1) + cell
+                }
+                return index == 0 ? block : [""] + block
+            }
+        }
         func line(_ row: [String]) -> String {
             let padded = row.enumerated().map { index, cell in
                 let pad = String(repeating: " ", count: widths[index] - cell.count)
