@@ -2,9 +2,16 @@ public import QMP
 
 /// What the recorder attaches to and how it behaves.
 public struct CollectorConfiguration: Sendable {
-    /// The monitors to record.
+    /// The monitors to dial and record.
     public var targets: [QMPEndpoint]
+    /// Unix socket paths to listen on for QEMU to connect out to.
+    public var listenPaths: [String]
+    /// Directories whose matching sockets are recorded as they appear.
+    public var watchDirectories: [WatchedDirectory]
+    /// How often watched directories are scanned.
+    public var watchInterval: Duration
     /// Record each target's current connection only: no reconnect; the service returns when all have ended.
+    /// (Listening and watching run until the service is stopped.)
     public var once: Bool
     public var client: QMPClientConfiguration
     public var reconnect: ReconnectPolicy
@@ -16,6 +23,9 @@ public struct CollectorConfiguration: Sendable {
 
     public init(
         targets: [QMPEndpoint],
+        listenPaths: [String] = [],
+        watchDirectories: [WatchedDirectory] = [],
+        watchInterval: Duration = .seconds(1),
         once: Bool = false,
         client: QMPClientConfiguration = QMPClientConfiguration(),
         reconnect: ReconnectPolicy = ReconnectPolicy(),
@@ -23,6 +33,9 @@ public struct CollectorConfiguration: Sendable {
         now: @escaping @Sendable () -> Int64 = CollectorConfiguration.systemNow
     ) {
         self.targets = targets
+        self.listenPaths = listenPaths
+        self.watchDirectories = watchDirectories
+        self.watchInterval = watchInterval
         self.once = once
         self.client = client
         self.reconnect = reconnect

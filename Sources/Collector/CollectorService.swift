@@ -1,5 +1,6 @@
 public import EventStore
 public import Logging
+import QMP
 public import ServiceLifecycle
 
 /// The recorder as a service: one child task per VM and one writer, stopped gracefully on SIGTERM.
@@ -26,7 +27,8 @@ public struct CollectorService: Service, CustomStringConvertible {
     }
 
     public var description: String {
-        "CollectorService(targets: \(configuration.targets.count), store: \(database.path ?? "in memory"))"
+        "CollectorService(targets: \(configuration.targets.count), listening: \(configuration.listenPaths.count), "
+            + "watching: \(configuration.watchDirectories.count), store: \(database.path ?? "in memory"))"
     }
 
     /// - Throws: the store's error when a commit fails; with `once`, ``CollectorError`` `.targetsFailed`
@@ -58,18 +60,37 @@ public struct CollectorService: Service, CustomStringConvertible {
     }
 
     private func recordAll(writer: EventWriter) async -> [String] {
-        await withTaskGroup(of: String?.self) { group in
+        let sessions = SessionRecorder(configuration: configuration, database: database, writer: writer, logger: logger)
+        return await withTaskGroup(of: String?.self) { group in
             for endpoint in configuration.targets {
-                let recorder = MachineRecorder(
-                    endpoint: endpoint,
-                    configuration: configuration,
-                    database: database,
-                    writer: writer,
-                    logger: logger
-                )
+                let recorder = MachineRecorder(endpoint: endpoint, sessions: sessions)
                 group.addTask {
                     guard let error = await recorder.run() else { return nil }
                     return "  \(endpoint): \(error)"
+                }
+            }
+            for path in configuration.listenPaths {
+                group.addTask {
+                    do {
+                        try await listen(at: path, sessions: sessions)
+                        return nil
+                    } catch {
+                        // A graceful stop cancels the accept loop: that is the normal end.
+                        if Task.isCancelled || error is CancellationError { return nil }
+                        logger.error("Listening failed", metadata: ["qmp.listen": "\(path)", "error": "\(error)"])
+                        return "  listen \(path): \(error)"
+                    }
+                }
+            }
+            for directory in configuration.watchDirectories {
+                let watcher = DirectoryWatcher(
+                    directory: directory,
+                    sessions: sessions,
+                    interval: configuration.watchInterval
+                )
+                group.addTask {
+                    await watcher.run()
+                    return nil
                 }
             }
             var failures: [String] = []
@@ -77,6 +98,23 @@ public struct CollectorService: Service, CustomStringConvertible {
                 if let failure { failures.append(failure) }
             }
             return failures
+        }
+    }
+
+    /// Accepts QEMU's connections on `path`; each is a session, recorded until it ends.
+    private func listen(at path: String, sessions: SessionRecorder) async throws {
+        try await QMPListener.listen(
+            at: path,
+            configuration: configuration.client,
+            onListening: { logger.info("Listening", metadata: ["qmp.listen": "\(path)"]) }
+        ) { result in
+            do {
+                try await sessions.record(try result.get())
+            } catch {
+                if !Task.isCancelled {
+                    logger.warning("Connection failed", metadata: ["qmp.listen": "\(path)", "error": "\(error)"])
+                }
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ public final class QEMUProcess: @unchecked Sendable {
     public static var shouldRun: Bool { binary != nil || isRequired }
 
     public let directory: TemporaryDirectory
+    private let ownsDirectory: Bool
     /// The monitor the recorder attaches to.
     public let recorderSocket: String
     /// The monitor the test drives the VM through.
@@ -28,11 +29,17 @@ public final class QEMUProcess: @unchecked Sendable {
     /// - Parameters:
     ///   - bootSector: a guest program to boot, or `nil` for no disk (the VM then idles in firmware).
     ///   - extraArguments: more QEMU arguments, such as `-no-reboot` or `-device pvpanic`.
-    public init(bootSector: BootSector? = nil, extraArguments: [String] = []) throws {
+    ///   - directory: where the sockets go; pass the same one to restart a VM on the same paths
+    ///     (the caller then owns and removes it).
+    public init(bootSector: BootSector? = nil, extraArguments: [String] = [], directory: TemporaryDirectory? = nil)
+        throws
+    {
         guard let binary = Self.binary else {
             throw QEMUTestError("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
         }
-        directory = try TemporaryDirectory(prefix: "qemu")
+        ownsDirectory = directory == nil
+        self.directory = try directory ?? TemporaryDirectory(prefix: "qemu")
+        let directory = self.directory
         recorderSocket = directory.file("rec.qmp")
         controlSocket = directory.file("ctl.qmp")
         var arguments = [
@@ -84,7 +91,7 @@ public final class QEMUProcess: @unchecked Sendable {
     /// Kills QEMU if it is still running and removes its directory.
     public func terminate() {
         process.kill9()
-        directory.remove()
+        if ownsDirectory { directory.remove() }
     }
 
     deinit {

@@ -14,11 +14,19 @@ struct RecordingHarness {
         database = try EventDatabase.openForWriting(path: directory.file("events.sqlite"))
     }
 
-    func makeService(targets: [String], once: Bool = true, greetingTimeout: Duration = .seconds(5)) -> CollectorService
-    {
+    func makeService(
+        targets: [String],
+        listen: [String] = [],
+        watch: [WatchedDirectory] = [],
+        once: Bool = true,
+        greetingTimeout: Duration = .seconds(5)
+    ) -> CollectorService {
         CollectorService(
             configuration: CollectorConfiguration(
                 targets: targets.map { .unixSocket(path: $0) },
+                listenPaths: listen,
+                watchDirectories: watch,
+                watchInterval: .milliseconds(100),
                 once: once,
                 client: QMPClientConfiguration(greetingTimeout: greetingTimeout),
                 reconnect: ReconnectPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200))

@@ -31,9 +31,21 @@ public enum QMPClient {
             configuration: configuration,
             group: MultiThreadedEventLoopGroup.singleton
         )
-        return try await channel.executeThenClose { inbound, outbound in
+        return try await run(channel, endpoint: endpoint, peer: nil, configuration: configuration, body)
+    }
+
+    /// Negotiates on an established channel, runs `body`, and closes the channel.
+    static func run<Result: Sendable>(
+        _ channel: MessageChannel,
+        endpoint: QMPEndpoint,
+        peer: String?,
+        configuration: QMPClientConfiguration,
+        _ body: (QMPConnection) async throws -> Result
+    ) async throws -> Result {
+        try await channel.executeThenClose { inbound, outbound in
             let connection = QMPConnection(
                 endpoint: endpoint,
+                peer: peer,
                 channel: channel.channel,
                 inbound: inbound.makeAsyncIterator(),
                 outbound: outbound,
@@ -42,6 +54,15 @@ public enum QMPClient {
             try await connection.negotiate()
             return try await body(connection)
         }
+    }
+
+    /// Sets up the QMP pipeline (framing with the size cap, decoding, batching) on a new channel.
+    static func makeMessageChannel(_ channel: any Channel, maximumMessageSize: Int) throws -> MessageChannel {
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(QMPFrameDecoder(maximumMessageSize: maximumMessageSize))
+        )
+        try channel.pipeline.syncOperations.addHandler(QMPMessageBatcher())
+        return try MessageChannel(wrappingChannelSynchronously: channel)
     }
 
     typealias MessageChannel = NIOAsyncChannel<[QMPMessage], ByteBuffer>
@@ -56,11 +77,7 @@ public enum QMPClient {
         let maximumMessageSize = configuration.maximumMessageSize
         let initializer: @Sendable (any Channel) -> EventLoopFuture<MessageChannel> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(
-                    ByteToMessageHandler(QMPFrameDecoder(maximumMessageSize: maximumMessageSize))
-                )
-                try channel.pipeline.syncOperations.addHandler(QMPMessageBatcher())
-                return try MessageChannel(wrappingChannelSynchronously: channel)
+                try makeMessageChannel(channel, maximumMessageSize: maximumMessageSize)
             }
         }
         do {
@@ -110,6 +127,8 @@ public enum QMPClient {
 /// command waits for its reply are kept, in order, for ``nextEvents()``.
 public final class QMPConnection {
     public let endpoint: QMPEndpoint
+    /// Who connected, for accepted connections (`pid 1234 uid 64055`); `nil` for outgoing ones.
+    public let peer: String?
     /// The greeting the server sent.
     public private(set) var greeting = QMPGreeting(major: 0, minor: 0, micro: 0, package: "", capabilities: [])
 
@@ -123,12 +142,14 @@ public final class QMPConnection {
 
     init(
         endpoint: QMPEndpoint,
+        peer: String?,
         channel: any Channel,
         inbound: NIOAsyncChannelInboundStream<[QMPMessage]>.AsyncIterator,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
         configuration: QMPClientConfiguration
     ) {
         self.endpoint = endpoint
+        self.peer = peer
         self.channel = channel
         self.inbound = inbound
         self.outbound = outbound

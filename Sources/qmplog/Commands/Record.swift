@@ -1,6 +1,7 @@
 import ArgumentParser
 import Collector
 import EventStore
+import Foundation
 import Logging
 import QMP
 import ServiceLifecycle
@@ -23,8 +24,15 @@ extension QMPLogCommand {
                 Without --once, a connection that ends is retried with backoff (0.5 s doubling \
                 to 30 s).
 
-                Example:
+                --watch DIR records every socket matching --pattern (default *.qmp) in DIR, including \
+                ones that appear later, and stops retrying a socket once it is deleted. --listen PATH \
+                lets QEMU connect to qmplog instead (QEMU reconnects by itself when qmplog restarts); \
+                use it when the VM's main monitor belongs to libvirt or Proxmox.
+
+                Examples:
                   qmplog record --db /var/lib/qmplog/events.sqlite /run/qemu/vm1.qmp tcp:127.0.0.1:4444
+                  qmplog record --watch /run/qemu-server --pattern '*.qmp'
+                  qmplog record --listen /run/qmplog/qmp.sock
                 """
         )
 
@@ -32,6 +40,31 @@ extension QMPLogCommand {
 
         @Flag(help: "Record each target's current connection only, then exit 0 once all have ended and been committed.")
         var once = false
+
+        @Option(
+            name: .customLong("listen"),
+            help: ArgumentHelp(
+                "Listen on this Unix socket (created 0600) for QEMU to connect to; repeatable.",
+                discussion: "QEMU: -chardev socket,id=qmplog,path=PATH,reconnect=5 -mon chardev=qmplog,mode=control",
+                valueName: "path"
+            )
+        )
+        var listenPaths: [String] = []
+
+        @Option(
+            name: .customLong("watch"),
+            help: ArgumentHelp(
+                "Record every socket matching --pattern in this directory, now or later; repeatable.",
+                valueName: "dir"
+            )
+        )
+        var watchDirectories: [String] = []
+
+        @Option(help: ArgumentHelp("Which entries of a --watch directory are QMP sockets.", valueName: "glob"))
+        var pattern = "*.qmp"
+
+        @Option(help: "Longest wait between reconnection attempts, in seconds (the wait starts at 0.5 s and doubles).")
+        var retryMax: Double = 30
 
         @Option(help: "Seconds to wait for a monitor's greeting before calling it busy.")
         var greetingTimeout: Double = 5
@@ -45,8 +78,22 @@ extension QMPLogCommand {
         var targets: [String] = []
 
         func validate() throws {
-            guard !targets.isEmpty else {
-                throw ValidationError("Name at least one QMP monitor, e.g. qmplog record /run/qemu/vm1.qmp")
+            guard !targets.isEmpty || !listenPaths.isEmpty || !watchDirectories.isEmpty else {
+                throw ValidationError(
+                    "Name at least one QMP monitor (qmplog record /run/qemu/vm1.qmp), --listen PATH or --watch DIR."
+                )
+            }
+            if once, !listenPaths.isEmpty || !watchDirectories.isEmpty {
+                throw ValidationError("--once applies to TARGETs only; --listen and --watch run until stopped.")
+            }
+            guard retryMax >= 0.5 else { throw ValidationError("--retry-max must be at least 0.5 seconds.") }
+            for directory in watchDirectories {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory),
+                    isDirectory.boolValue
+                else {
+                    throw ValidationError("--watch \(directory): no such directory.")
+                }
             }
             for target in targets {
                 do {
@@ -66,15 +113,21 @@ extension QMPLogCommand {
             let endpoints = try targets.map { try QMPEndpoint(parsing: $0) }
             let configuration = CollectorConfiguration(
                 targets: endpoints,
+                listenPaths: listenPaths,
+                watchDirectories: watchDirectories.map { WatchedDirectory(path: $0, pattern: pattern) },
                 once: once,
                 client: QMPClientConfiguration(
                     maximumMessageSize: maxMessageSize,
                     greetingTimeout: .milliseconds(Int64(greetingTimeout * 1000))
-                )
+                ),
+                reconnect: ReconnectPolicy(maximumDelay: .milliseconds(Int64(retryMax * 1000)))
             )
             logger.info(
                 "Recording",
-                metadata: ["store.path": "\(path)", "qmp.targets": "\(endpoints.count)", "once": "\(once)"]
+                metadata: [
+                    "store.path": "\(path)", "qmp.targets": "\(endpoints.count)", "qmp.listen": "\(listenPaths)",
+                    "watch.paths": "\(watchDirectories)", "once": "\(once)",
+                ]
             )
             let service = CollectorService(configuration: configuration, database: database, logger: logger)
             let group = ServiceGroup(

@@ -8,18 +8,32 @@ enum LogLevel: String, CaseIterable, ExpressibleByArgument {
     var level: Logger.Level { Logger.Level(rawValue: rawValue) ?? .info }
 }
 
-/// `--log-level`, and the stderr log handler every command uses.
+/// How log lines look.
+enum LogFormat: String, CaseIterable, ExpressibleByArgument {
+    case text, json
+}
+
+/// `--log-level`, `--log-format`, and the stderr log handler every command uses.
 struct LoggingOptions: ParsableArguments {
     @Option(help: "Log detail on standard error.")
     var logLevel: LogLevel = .info
 
+    @Option(help: "Log line format on standard error: text for people, json (one object a line) for log collectors.")
+    var logFormat: LogFormat = .text
+
     /// Routes swift-log to standard error at the chosen level and returns the command's logger.
     func bootstrap(label: String) -> Logger {
         let level = logLevel.level
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                return JSONLogHandler(label: label, logLevel: level)
+            }
         }
         return Logger(label: label)
     }
