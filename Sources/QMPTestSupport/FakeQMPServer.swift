@@ -86,8 +86,11 @@ public final class FakeQMPServer: Sendable {
     /// Connections accepted so far.
     public var connectionCount: Int { log.connections.withLock { $0 } }
 
+    /// Closes the listening socket and every open connection, and deletes the socket file:
+    /// what a VM that quits looks like.
     public func stop() async {
         try? await channel.close()
+        for child in log.children.withLock({ $0 }) { try? await child.close() }
         unlink(path)
     }
 }
@@ -95,6 +98,7 @@ public final class FakeQMPServer: Sendable {
 final class CommandLog: Sendable {
     let commands = Mutex<[String]>([])
     let connections = Mutex(0)
+    let children = Mutex<[any Channel]>([])
 }
 
 final class FakeQMPHandler: ChannelInboundHandler {
@@ -111,6 +115,7 @@ final class FakeQMPHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         log.connections.withLock { $0 += 1 }
+        log.children.withLock { $0.append(context.channel) }
         for text in behavior.onConnect {
             context.write(Self.wrapOutboundOut(ByteBuffer(string: text)), promise: nil)
         }

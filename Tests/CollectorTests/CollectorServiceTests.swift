@@ -86,7 +86,7 @@ struct CollectorServiceTests {
 
         let service = harness.makeService(
             targets: [silent.path, garbage.path, missing, good.path],
-            greetingTimeout: .milliseconds(300)
+            greetingTimeout: .seconds(2)
         )
         let error = await #expect(throws: CollectorError.self) { try await service.run() }
 

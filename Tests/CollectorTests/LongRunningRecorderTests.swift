@@ -1,6 +1,8 @@
 import Collector
 import EventStore
 import Foundation
+import InMemoryLogging
+import Logging
 import QMP
 import QMPTestSupport
 import ServiceLifecycle
@@ -103,10 +105,12 @@ struct LongRunningRecorderTests {
             behavior: .qemu(name: "one", events: [FakeQMPBehavior.event("STOP")], close: false)
         )
         let other = try await FakeQMPServer.start(at: watched.file("ignored.sock"), behavior: .qemu(name: "ignored"))
+        let logs = InMemoryLogHandler()
         let service = harness.makeService(
             targets: [],
             watch: [WatchedDirectory(path: watched.path, pattern: "*.qmp")],
-            once: false
+            once: false,
+            logger: Logger(label: "test", factory: { _ in logs })
         )
         var second: FakeQMPServer?
 
@@ -120,7 +124,9 @@ struct LongRunningRecorderTests {
             )
             try await harness.waitForSessions(2)
             await first.stop()
-            try await Task.sleep(for: .milliseconds(600))
+            try await harness.waitUntil("the removed socket's recorder to stop") {
+                logs.entries.contains { $0.message.description.hasPrefix("Socket removed") }
+            }
             trigger.triggerGracefulShutdown()
             try await recording
         }
@@ -131,6 +137,10 @@ struct LongRunningRecorderTests {
         let names = try await harness.database.allMachines().map(\.name)
         #expect(names == ["one", "two"])
         #expect(first.connectionCount == 1)
+        let removed = logs.entries.filter { $0.message.description.hasPrefix("Socket removed") }
+        #expect(removed.map { $0.metadata["qmp.endpoint"]?.description } == ["unix:\(watched.file("one.qmp"))"])
+        let sessions = try await harness.database.allSessions()
+        #expect(sessions.first?.endReason == "eof")
         #expect(other.connectionCount == 0)
         #expect(try await harness.database.allEvents().map(\.name) == ["STOP", "RESUME"])
     }

@@ -19,7 +19,8 @@ struct RecordingHarness {
         listen: [String] = [],
         watch: [WatchedDirectory] = [],
         once: Bool = true,
-        greetingTimeout: Duration = .seconds(5)
+        greetingTimeout: Duration = .seconds(5),
+        logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
     ) -> CollectorService {
         CollectorService(
             configuration: CollectorConfiguration(
@@ -32,7 +33,7 @@ struct RecordingHarness {
                 reconnect: ReconnectPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200))
             ),
             database: database,
-            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+            logger: logger
         )
     }
 
