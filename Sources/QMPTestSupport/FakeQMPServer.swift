@@ -11,6 +11,10 @@ public struct FakeQMPBehavior: Sendable {
     /// The lines to send for a command (name, id text), and whether to close the connection afterwards.
     public var respond: @Sendable (_ command: String, _ id: String) -> (lines: [String], close: Bool)
 
+    /// Raw bytes written after the `query-status` reply (for input a Swift string cannot hold,
+    /// such as invalid UTF-8).
+    public var trailingBytes: [UInt8] = []
+
     public init(
         onConnect: [String],
         respond: @escaping @Sendable (_ command: String, _ id: String) -> (lines: [String], close: Bool)
@@ -135,6 +139,7 @@ final class FakeQMPHandler: ChannelInboundHandler {
         for line in lines {
             buffer.writeString(line.hasSuffix("\n") ? line : line + "\r\n")
         }
+        if name == "query-status" { buffer.writeBytes(behavior.trailingBytes) }
         // Close only once everything is on the wire: a close with writes pending would drop them.
         let written = context.writeAndFlush(Self.wrapOutboundOut(buffer))
         if close {

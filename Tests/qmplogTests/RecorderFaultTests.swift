@@ -1,0 +1,182 @@
+import EventStore
+import Foundation
+import GRDB
+import QMP
+import QMPTestSupport
+import Testing
+
+/// The recorder binary facing broken peers, kill -9 and a full disk.
+@Suite(.serialized)
+struct RecorderFaultTests {
+    @Test func brokenPeersAreClosedWithSpecificErrorsWhileAGoodVMKeepsRecordingInBoundedMemory() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // Given a good VM and four broken peers
+        let good = try await FakeQMPServer.start(
+            at: directory.file("good.qmp"),
+            behavior: .qemu(name: "good", events: [FakeQMPBehavior.event("STOP")], close: false)
+        )
+        let endless = try await FakeQMPServer.start(
+            at: directory.file("endless.qmp"),
+            behavior: .qemu(
+                name: "endless",
+                events: [
+                    #"{"event": "BLOCK_IO_ERROR", "data": {"reason": ""# + String(repeating: "a", count: 48 << 20)
+                ],
+                close: false
+            )
+        )
+        var utf8Behavior = FakeQMPBehavior.qemu(name: "utf8", events: [FakeQMPBehavior.event("STOP")], close: false)
+        utf8Behavior.trailingBytes =
+            Array(#"{"event": "STOP", "data": {"reason": ""#.utf8) + [0xC3, 0x28] + Array("\"}}\r\n".utf8)
+        let invalidUTF8 = try await FakeQMPServer.start(at: directory.file("utf8.qmp"), behavior: utf8Behavior)
+        let wrongTypes = try await FakeQMPServer.start(
+            at: directory.file("types.qmp"),
+            behavior: .qemu(
+                name: "types",
+                events: [FakeQMPBehavior.event("SHUTDOWN", data: #"{"guest": "yes", "reason": 42, "action": ["x"]}"#)],
+                close: false
+            )
+        )
+        let silent = try await FakeQMPServer.start(
+            at: directory.file("silent.qmp"),
+            behavior: FakeQMPBehavior(onConnect: []) { _, _ in ([], false) }
+        )
+        let servers = [good, endless, invalidUTF8, wrongTypes, silent]
+        defer { Task { for server in servers { await server.stop() } } }
+        let database = directory.file("events.sqlite")
+
+        // When qmplog records them all for a while
+        let qmplog = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: ["record", "--db", database, "--greeting-timeout", "1", "--log-format", "json"]
+                + servers.map(\.path),
+            outputPath: directory.file("log")
+        )
+        defer { qmplog.kill9() }
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .seconds(4))
+        while clock.now < deadline, qmplog.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        qmplog.send(signal: SIGTERM)
+        let code = try await qmplog.waitForExit()
+
+        // Then it stopped cleanly, memory stayed bounded, and each peer's session says what was wrong
+        let log = (try? String(contentsOfFile: directory.file("log"), encoding: .utf8)) ?? ""
+        #expect(code == 0, "\(log)")
+        #expect(
+            qmplog.peakMemoryBytes < 96 << 20,
+            "peak RSS \(qmplog.peakMemoryBytes >> 20) MiB with a 16 MiB message cap"
+        )
+        print("recorder peak RSS facing a 48 MiB unterminated message: \(qmplog.peakMemoryBytes >> 20) MiB")
+        let store = try EventDatabase.openForReading(path: database)
+        let machines = try await store.allMachines()
+        let sessions = try await store.allSessions()
+        func endReasons(_ name: String) -> [String] {
+            let id = machines.first { $0.name == name }?.id
+            return sessions.filter { $0.machineId == id }.compactMap(\.endReason)
+        }
+        #expect(
+            endReasons("endless").first?.contains("exceeds the 16777216-byte limit") == true,
+            "\(endReasons("endless"))"
+        )
+        #expect(endReasons("utf8").first?.contains("not valid UTF-8") == true, "\(endReasons("utf8"))")
+        #expect(endReasons("good") == ["recorder-stopped"])
+        let events = try await store.allEvents()
+        let typesId = machines.first { $0.name == "types" }?.id
+        let odd = try #require(events.first { $0.machineId == typesId })
+        #expect(odd.name == "SHUTDOWN" && odd.guest == nil && odd.reason == nil && odd.action == nil)
+        #expect(odd.data == #"{"guest": "yes", "reason": 42, "action": ["x"]}"#)
+        #expect(events.contains { $0.name == "STOP" && $0.machineId == machines.first { $0.name == "good" }?.id })
+        #expect(log.contains(#""level":"warning""#) && log.contains("silent.qmp") && log.contains("no QMP greeting"))
+        #expect(silent.connectionCount >= 2, "a busy monitor is retried")
+    }
+
+    @Test func killMinus9AtAnyMomentLeavesAnIntactDatabaseWithAPrefixOfTheEvents() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let count = 100_000
+        let flood = (1...count).map { FakeQMPBehavior.event($0 % 3 == 0 ? "RESET" : "STOP", micro: Int64($0)) }
+        let server = try await FakeQMPServer.start(
+            at: directory.file("flood.qmp"),
+            behavior: .qemu(name: "flood", events: flood, close: false)
+        )
+        defer { Task { await server.stop() } }
+        let database = directory.file("events.sqlite")
+        var generator = SystemRandomNumberGenerator()
+        var committed: [Int] = []
+
+        for _ in 1...20 {
+            // Given a recorder taking in a flood, when it is killed at a random moment
+            let qmplog = try ChildProcess(
+                QmplogBinaryTests.binary,
+                arguments: ["record", "--db", database, "--log-level", "error", server.path],
+                outputPath: directory.file("log")
+            )
+            try await Task.sleep(for: .milliseconds(Int.random(in: 50...1200, using: &generator)))
+            qmplog.kill9()
+
+            // Then the database is intact, and each session holds events 1…n in order, no gaps, no duplicates
+            let store = try EventDatabase.openForWriting(path: database)
+            let integrity = try await store.writer.read { try String.fetchAll($0, sql: "PRAGMA integrity_check") }
+            #expect(integrity == ["ok"])
+            let rows = try store.writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT sessionId, seq, microseconds FROM event ORDER BY sessionId, seq")
+            }
+            var perSession: [Int64: Int] = [:]
+            for row in rows {
+                let session: Int64 = row[0]
+                let expected = (perSession[session] ?? 0) + 1
+                #expect(row[1] as Int64 == Int64(expected) && row[2] as Int64 == Int64(expected))
+                perSession[session] = expected
+            }
+            committed.append(rows.count)
+        }
+        #expect(committed.last ?? 0 > 0, "some events were committed: \(committed)")
+        print("events committed after each kill -9: \(committed)")
+    }
+
+    @Test(.enabled(if: getuid() == 0, "mounting a small tmpfs needs root"))
+    func aFullDiskStopsTheRecorderWithTheReasonAndAnIntactDatabase() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let mountPoint = directory.file("small")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
+        let mount = try ChildProcess(
+            "/bin/mount",
+            arguments: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint],
+            outputPath: directory.file("mount.log")
+        )
+        try #require(try await mount.waitForExit() == 0, "mount failed")
+        defer {
+            _ = try? ChildProcess("/bin/umount", arguments: [mountPoint], outputPath: directory.file("umount.log"))
+        }
+        let flood = (1...60_000).map {
+            FakeQMPBehavior.event("RESET", data: #"{"guest": true, "reason": "guest-reset"}"#, micro: Int64($0))
+        }
+        let server = try await FakeQMPServer.start(
+            at: directory.file("flood.qmp"),
+            behavior: .qemu(name: "flood", events: flood, close: false)
+        )
+        defer { Task { await server.stop() } }
+        let database = mountPoint + "/events.sqlite"
+
+        let qmplog = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: ["record", "--db", database, server.path],
+            outputPath: directory.file("log")
+        )
+        let code = try await qmplog.waitForExit(timeout: .seconds(120))
+
+        let log = (try? String(contentsOfFile: directory.file("log"), encoding: .utf8)) ?? ""
+        #expect(code == 1)
+        #expect(log.contains("disk full writing \(database)"), "\(log)")
+        let store = try EventDatabase.openForReading(path: database)
+        let integrity = try await store.writer.read { try String.fetchAll($0, sql: "PRAGMA integrity_check") }
+        #expect(integrity == ["ok"])
+        let events = try await store.allEvents()
+        #expect(!events.isEmpty)
+        #expect(events.enumerated().allSatisfy { $1.seq == Int64($0 + 1) })
+        let umount = try ChildProcess("/bin/umount", arguments: [mountPoint], outputPath: directory.file("umount.log"))
+        _ = try await umount.waitForExit()
+    }
+}
