@@ -37,38 +37,57 @@ public struct WatchedDirectory: Sendable, Hashable {
     }
 }
 
-/// Polls watched directories and runs a ``MachineRecorder`` for each socket that appears.
+/// Watches a directory and runs a ``MachineRecorder`` for each matching socket that appears.
 ///
-/// A recorder started here stops retrying once its socket file is deleted; if the socket comes
-/// back, the next scan starts a new one. Scans are cheap (one `readdir` and a `stat` per entry).
+/// With inotify, a new socket is picked up as soon as QEMU creates it; the directory is also
+/// rescanned every ``rescanInterval`` in case a notification was missed (or the directory was
+/// recreated). Without inotify it is scanned every ``interval``. A recorder started here stops
+/// retrying once its socket file is deleted; if the socket comes back, a new one starts.
 struct DirectoryWatcher: Sendable {
     let directory: WatchedDirectory
     let sessions: SessionRecorder
     let interval: Duration
+    var rescanInterval: Duration = .seconds(30)
 
     func run() async {
         let active = ActivePaths()
+        let monitor = DirectoryChangeMonitor(path: directory.path)
         sessions.logger.info(
             "Watching directory",
-            metadata: ["watch.path": "\(directory.path)", "watch.pattern": "\(directory.pattern)"]
+            metadata: [
+                "watch.path": "\(directory.path)", "watch.pattern": "\(directory.pattern)",
+                "watch.mode": "\(monitor == nil ? "polling" : "inotify")",
+            ]
         )
+        let clock = ContinuousClock()
         await withDiscardingTaskGroup { group in
+            var lastScan = clock.now
+            var mustScan = true
             while !Task.isCancelled {
-                for path in directory.matchingSockets() where active.insert(path) {
-                    let recorder = MachineRecorder(
-                        endpoint: .unixSocket(path: path),
-                        sessions: sessions,
-                        stopWhenSocketRemoved: true
-                    )
-                    group.addTask {
-                        _ = await recorder.run()
-                        active.remove(path)
+                if mustScan || clock.now - lastScan >= rescanInterval {
+                    lastScan = clock.now
+                    for path in directory.matchingSockets() where active.insert(path) {
+                        let recorder = MachineRecorder(
+                            endpoint: .unixSocket(path: path),
+                            sessions: sessions,
+                            stopWhenSocketRemoved: true
+                        )
+                        group.addTask {
+                            _ = await recorder.run()
+                            active.remove(path)
+                        }
                     }
                 }
-                do {
-                    try await Task.sleep(for: interval)
-                } catch {
-                    break
+                if let monitor {
+                    // Wakes at once on a change; the timeout only bounds how late cancellation is seen.
+                    mustScan = await monitor.waitForChange(upTo: .seconds(1))
+                } else {
+                    mustScan = true
+                    do {
+                        try await Task.sleep(for: interval)
+                    } catch {
+                        break
+                    }
                 }
             }
         }

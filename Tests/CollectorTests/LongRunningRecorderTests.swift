@@ -137,6 +137,10 @@ struct LongRunningRecorderTests {
         let names = try await harness.database.allMachines().map(\.name)
         #expect(names == ["one", "two"])
         #expect(first.connectionCount == 1)
+        #if os(Linux)
+            let watching = logs.entries.first { $0.message.description == "Watching directory" }
+            #expect(watching?.metadata["watch.mode"]?.description == "inotify")
+        #endif
         let removed = logs.entries.filter { $0.message.description.hasPrefix("Socket removed") }
         #expect(removed.map { $0.metadata["qmp.endpoint"]?.description } == ["unix:\(watched.file("one.qmp"))"])
         let sessions = try await harness.database.allSessions()
