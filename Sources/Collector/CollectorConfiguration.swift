@@ -29,7 +29,7 @@ public struct CollectorConfiguration: Sendable {
         once: Bool = false,
         client: QMPClientConfiguration = QMPClientConfiguration(),
         reconnect: ReconnectPolicy = ReconnectPolicy(),
-        maximumPendingEvents: Int = 50_000,
+        maximumPendingEvents: Int = 10_000,
         now: @escaping @Sendable () -> Int64 = CollectorConfiguration.systemNow
     ) {
         self.targets = targets
