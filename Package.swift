@@ -108,6 +108,7 @@ let package = Package(
             name: "ReportsTests",
             dependencies: [
                 "Reports",
+                "Collector",
                 "EventStore",
                 "QMP",
                 "QMPTestSupport",

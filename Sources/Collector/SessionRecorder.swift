@@ -1,6 +1,6 @@
-import EventStore
+public import EventStore
 import Logging
-import QMP
+public import QMP
 
 /// Records one negotiated connection: identify the VM, open a session, stream its events to the
 /// writer, and close the session with why it ended.
@@ -49,7 +49,7 @@ struct SessionRecorder: Sendable {
                 let received = configuration.now()
                 let rows = events.map { event in
                     seq += 1
-                    return Self.row(for: event, session: handle, seq: seq, received: received)
+                    return NewEvent(event, session: handle, seq: seq, received: received)
                 }
                 await writer.append(rows)
             }
@@ -72,10 +72,14 @@ struct SessionRecorder: Sendable {
             return nil
         }
     }
+}
 
-    static func row(for event: QMPEvent, session: SessionHandle, seq: Int64, received: Int64) -> NewEvent {
+extension NewEvent {
+    /// The row for `event`, the `seq`-th of its session, with the run-state columns extracted and
+    /// `data` kept verbatim.
+    public init(_ event: QMPEvent, session: SessionHandle, seq: Int64, received: Int64) {
         let fields = event.runState
-        return NewEvent(
+        self.init(
             session: session,
             seq: seq,
             name: event.name,

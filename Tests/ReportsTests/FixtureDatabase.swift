@@ -1,3 +1,4 @@
+import Collector
 import EventStore
 import Foundation
 import QMP
@@ -52,22 +53,7 @@ struct FixtureDatabase {
                 var received = start
                 let rows = events.enumerated().map { index, event -> NewEvent in
                     if event.seconds >= 0 { received = event.seconds * 1_000_000 + event.microseconds }
-                    let fields = event.runState
-                    return NewEvent(
-                        session: handle,
-                        seq: Int64(index + 1),
-                        name: event.name,
-                        seconds: event.seconds,
-                        microseconds: event.microseconds,
-                        received: received,
-                        guest: fields.guest,
-                        reason: fields.reason,
-                        action: fields.action,
-                        panicType: fields.panicType,
-                        panicReason: fields.panicReason,
-                        panicArg1: fields.panicArg1,
-                        data: event.dataText
-                    )
+                    return NewEvent(event, session: handle, seq: Int64(index + 1), received: received)
                 }
                 let end = (times.max() ?? start) + 1_000_000
                 try await database.write(

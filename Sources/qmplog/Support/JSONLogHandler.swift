@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import QMP
 
 /// One JSON object per log line on standard error, for journald, Loki or ELK:
 /// `{"time":"…Z","level":"info","label":"qmplog.record","message":"Session started","machine.name":"vm1",…}`.
@@ -33,16 +34,6 @@ struct JSONLogHandler: LogHandler {
     }
 
     static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        JSONValue.string(text).compactText
     }
 }
