@@ -35,7 +35,8 @@ let package = Package(
         .target(
             name: "EventStore",
             dependencies: [
-                .product(name: "GRDB", package: "GRDB.swift")
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
         // The recorder: joins QMP with EventStore.

@@ -76,12 +76,9 @@ extension EventDatabase {
                 """
         )
         var lastSeen: [Int64: Int64] = [:]
+        let row = EventRowBinder(statement: insertEvent.sqliteStatement)
         for event in events {
-            try insertEvent.execute(arguments: [
-                event.session.sessionId, event.session.machineId, event.seq, event.name, event.seconds,
-                event.microseconds, event.time, event.received, event.guest, event.reason, event.action,
-                event.panicType, event.panicReason, event.panicArg1, event.data,
-            ])
+            try row.insert(event, in: db, sql: insertEvent.sql)
             lastSeen[event.session.machineId] = max(lastSeen[event.session.machineId] ?? .min, event.received)
         }
         let touchMachine = try db.cachedStatement(sql: "UPDATE machine SET lastSeen = MAX(lastSeen, ?) WHERE id = ?")

@@ -58,8 +58,40 @@ struct ReportData {
         selectedIds = query.machines.isEmpty ? nil : selected
     }
 
+    /// Calls `body` with each event of these names, per machine in arrival order, from `lookback`
+    /// before the window to its end, streaming from a cursor so memory stays flat however many match.
+    ///
+    /// Runs synchronously on the reader: reports are one-shot command-line work.
+    func forEachEvent(named names: [String], lookback: Int64 = 0, _ body: (EventRow) throws -> Void) throws {
+        let (sql, arguments) = eventQuery(named: names, lookback: lookback)
+        try database.writer.read { db in
+            let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try cursor.next() { try body(Self.eventRow(row)) }
+        }
+    }
+
     /// Events with these names, per machine in arrival order, from `lookback` before the window to its end.
     func events(named names: [String], lookback: Int64 = 0) async throws -> [EventRow] {
+        let (sql, arguments) = eventQuery(named: names, lookback: lookback)
+        return try await rows(sql: sql, arguments: arguments, Self.eventRow)
+    }
+
+    static func eventRow(_ row: Row) -> EventRow {
+        EventRow(
+            machineId: row[0],
+            sessionId: row[1],
+            name: row[2],
+            time: row[3],
+            guest: row[4],
+            reason: row[5],
+            action: row[6],
+            panicType: row[7],
+            panicReason: row[8],
+            panicArg1: row[9]
+        )
+    }
+
+    private func eventQuery(named names: [String], lookback: Int64) -> (String, StatementArguments) {
         var sql = """
             SELECT machineId, sessionId, name, COALESCE(time, received) AS t, guest, reason, action,
                    panicType, panicReason, panicArg1
@@ -68,20 +100,7 @@ struct ReportData {
         var arguments = StatementArguments(names)
         appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)", lookback: lookback)
         sql += " ORDER BY machineId, sessionId, seq"
-        return try await rows(sql: sql, arguments: arguments) { row in
-            EventRow(
-                machineId: row[0],
-                sessionId: row[1],
-                name: row[2],
-                time: row[3],
-                guest: row[4],
-                reason: row[5],
-                action: row[6],
-                panicType: row[7],
-                panicReason: row[8],
-                panicArg1: row[9]
-            )
-        }
+        return (sql, arguments)
     }
 
     /// Sessions of the selected machines that overlap the window, in start order.

@@ -14,21 +14,20 @@ enum PanicReport {
 
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
-        let events = try await data.events(named: ["GUEST_PANICKED", "RESUME", "RESET"])
         var panics: [Panic] = []
         var repeats = 0
         var openPanic: [Int64: Int] = [:]  // session → index in panics of a panic not yet followed by RESUME/RESET
-        for event in events {
+        try data.forEachEvent(named: ["GUEST_PANICKED", "RESUME", "RESET"]) { event in
             guard event.name == "GUEST_PANICKED" else {
                 openPanic.removeValue(forKey: event.sessionId)
-                continue
+                return
             }
-            guard query.contains(event.time) else { continue }
+            guard query.contains(event.time) else { return }
             if let index = openPanic[event.sessionId] {
                 repeats += 1
                 if let action = event.action { panics[index].action = action }
                 if panics[index].type == "none", let type = event.panicType { panics[index].type = type }
-                continue
+                return
             }
             openPanic[event.sessionId] = panics.count
             panics.append(

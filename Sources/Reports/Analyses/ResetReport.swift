@@ -10,7 +10,6 @@ enum ResetReport {
 
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
-        let events = try await data.events(named: ["RESET", "WATCHDOG"], lookback: watchdogWindow)
         var lastWatchdog: [Int64: Int64] = [:]
         var lastReset: [Int64: Int64] = [:]
         var byReason = Tally<[String]>()
@@ -20,13 +19,13 @@ enum ResetReport {
         var perBucket: [Int64: (events: Int, distinct: Int)] = [:]
         var total = 0
         var distinct = 0
-        for event in events {
+        try data.forEachEvent(named: ["RESET", "WATCHDOG"], lookback: watchdogWindow) { event in
             if event.name == "WATCHDOG" {
                 lastWatchdog[event.machineId] = event.time
-                continue
+                return
             }
             let previous = lastReset.updateValue(event.time, forKey: event.machineId)
-            guard query.contains(event.time) else { continue }
+            guard query.contains(event.time) else { return }
             let isNew = previous.map { event.time - $0 > burstWindow || event.time < $0 } ?? true
             let initiator: String
             if let watchdog = lastWatchdog[event.machineId], event.time >= watchdog,

@@ -22,15 +22,14 @@ enum ShutdownReport {
 
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
-        let events = try await data.events(
-            named: ["SHUTDOWN", "POWERDOWN", "RESUME", "RESET"],
-            lookback: query.powerdownWindow
-        )
         var shutdowns: [Shutdown] = []
         var duplicates = 0
         var lastPowerdown: [Int64: Int64] = [:]
         var shutdownPending: Set<Int64> = []  // sessions with a SHUTDOWN and no RESUME/RESET since
-        for event in events {
+        try data.forEachEvent(
+            named: ["SHUTDOWN", "POWERDOWN", "RESUME", "RESET"],
+            lookback: query.powerdownWindow
+        ) { event in
             switch event.name {
             case "POWERDOWN":
                 lastPowerdown[event.machineId] = event.time
@@ -39,10 +38,10 @@ enum ShutdownReport {
             default:  // SHUTDOWN
                 guard shutdownPending.insert(event.sessionId).inserted else {
                     if query.contains(event.time) { duplicates += 1 }
-                    continue
+                    return
                 }
                 let powerdown = lastPowerdown.removeValue(forKey: event.machineId)
-                guard query.contains(event.time) else { continue }
+                guard query.contains(event.time) else { return }
                 let initiator: Initiator
                 switch event.guest {
                 case true?:

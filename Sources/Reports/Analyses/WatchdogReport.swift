@@ -2,11 +2,11 @@
 enum WatchdogReport {
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
-        let events = try await data.events(named: ["WATCHDOG"])
         var byAction = Tally<String>()
         var byMachineAction = Tally<[String]>()
         var perBucket: [Int64: Int] = [:]
-        for event in events where query.contains(event.time) {
+        try data.forEachEvent(named: ["WATCHDOG"]) { event in
+            guard query.contains(event.time) else { return }
             let action = event.action ?? "(none)"
             byAction.add(action)
             byMachineAction.add([data.name(of: event.machineId), action])
