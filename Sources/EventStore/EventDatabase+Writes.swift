@@ -76,9 +76,9 @@ extension EventDatabase {
                 """
         )
         var lastSeen: [Int64: Int64] = [:]
-        let row = EventRowBinder(statement: insertEvent.sqliteStatement)
+        let row = EventRowBinder(prepared: insertEvent)
         for event in events {
-            try row.insert(event, in: db, sql: insertEvent.sql)
+            try row.insert(event, in: db)
             lastSeen[event.session.machineId] = max(lastSeen[event.session.machineId] ?? .min, event.received)
         }
         let touchMachine = try db.cachedStatement(sql: "UPDATE machine SET lastSeen = MAX(lastSeen, ?) WHERE id = ?")

@@ -8,12 +8,15 @@ import GRDBSQLite
 /// `sqlite3_bind_*` on the statement GRDB prepared and caches keeps the statement's lifetime in
 /// GRDB's hands and skips the boxing. Used only inside a write transaction on the writer's queue.
 struct EventRowBinder {
-    let statement: SQLiteStatement
+    /// GRDB's cached statement; only its `sqliteStatement` is used on the hot path (its `sql`
+    /// property trims with Foundation on every call, so it is read for error messages only).
+    let prepared: Statement
+    private var statement: SQLiteStatement { prepared.sqliteStatement }
 
     /// SQLite copies bound text immediately (`SQLITE_TRANSIENT`).
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    func insert(_ event: NewEvent, in db: Database, sql: String) throws {
+    func insert(_ event: NewEvent, in db: Database) throws {
         sqlite3_reset(statement)
         sqlite3_bind_int64(statement, 1, event.session.sessionId)
         sqlite3_bind_int64(statement, 2, event.session.machineId)
@@ -38,7 +41,7 @@ struct EventRowBinder {
         guard code == SQLITE_DONE else {
             let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
             sqlite3_reset(statement)
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: sql)
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: prepared.sql)
         }
     }
 
