@@ -232,6 +232,44 @@ def reports(args):
     save("reports", args, summary)
 
 
+def many(args):
+    """VMS sockets each sending 3 events/s for SECONDS: CPU share and memory of each recorder."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    work = tempfile.mkdtemp(prefix="bench-many-")
+    results = {}
+    for name in ["qmplog", "python qemu.qmp"]:
+        sockets = os.path.join(work, name.split()[0])
+        os.makedirs(sockets)
+        start_after = "query-status" if name == "qmplog" else "qmp_capabilities"
+        server = subprocess.Popen([sys.executable, os.path.join(HERE, "flood_server.py"), "--trickle", str(args.rate),
+                                   "--seconds", str(args.seconds), "--directory", sockets, "--vms", str(args.vms),
+                                   "--start-after", start_after])
+        paths = [os.path.join(sockets, f"vm{i}.qmp") for i in range(args.vms)]
+        while not all(os.path.exists(p) for p in paths):
+            time.sleep(0.1)
+        db = os.path.join(work, name.split()[0] + ".sqlite")
+        if name == "qmplog":
+            command = [QMPLOG, "record", "--once", "--log-level", "error", "--db", db] + paths
+        else:
+            command = [sys.executable, os.path.join(HERE, "python_recorder.py"), db] + paths
+        try:
+            elapsed, rss, cpu, _ = timed(command)
+        finally:
+            server.kill()
+        stored = count_rows(db)
+        expected = args.vms * (int(args.rate * args.seconds) + 1)
+        results[name] = {"seconds": elapsed, "cpu_seconds": cpu, "core_percent": 100 * cpu / elapsed,
+                         "peak_rss_mib": rss, "events": stored, "expected": expected}
+        print(f"{name}: {results[name]}", flush=True)
+    shutil.rmtree(work)
+    print(f"\n{args.vms} VMs x {args.rate} events/s x {args.seconds} s")
+    print(f"{'':18} {'% of a core':>12} {'peak RSS':>9} {'events':>10}")
+    for name, row in results.items():
+        print(f"{name:18} {row['core_percent']:11.1f}% {row['peak_rss_mib']:7.1f}Mi {row['events']:10,}")
+    save("many", args, results)
+
+
 def summarize(results, events):
     summary = {}
     for name, runs in results.items():
@@ -269,6 +307,11 @@ def main():
     p.add_argument("--vms", type=int, default=1000)
     p.add_argument("--runs", type=int, default=3)
     p.set_defaults(run=reports)
+    p = sub.add_parser("many", help="many VMs each sending a few events a second")
+    p.add_argument("--vms", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=3)
+    p.add_argument("--seconds", type=float, default=30)
+    p.set_defaults(run=many)
     args = parser.parse_args()
     if not os.access(QMPLOG, os.X_OK):
         sys.exit(f"build first: swift build -c release  ({QMPLOG} missing)")

@@ -105,18 +105,45 @@ async def start_flood(path, stream, start_after, name="flood"):
         lambda r, w: serve_connection(r, w, name, stream, start_after), path=path, limit=1 << 20)
 
 
+async def serve_trickle(reader, writer, name, rate, seconds, start_after):
+    """Handshake, then `rate` events a second for `seconds`, then the end marker and close."""
+    await serve_connection(reader, writer, name, b"", start_after, close_after=False)
+    line = render_events(len(MIX), end_marker=False).split(b"\r\n")
+    for i in range(int(rate * seconds)):
+        writer.write(line[i % len(MIX)] + b"\r\n")
+        await writer.drain()
+        await asyncio.sleep(1 / rate)
+    writer.write(b'{"timestamp": {"seconds": 1795000000, "microseconds": 0}, "event": "FLOOD_END"}\r\n')
+    await writer.drain()
+    writer.close()
+
+
 def main():
     import argparse
     parser = argparse.ArgumentParser(description="Serve a QMP event flood on Unix sockets.")
-    parser.add_argument("--path", action="append", required=True, help="socket path (repeatable)")
+    parser.add_argument("--path", action="append", default=[], help="socket path (repeatable)")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--start-after", default="query-status",
                         help="comma-separated commands after which the stream starts")
+    parser.add_argument("--trickle", type=float, help="instead of a flood: this many events a second per socket")
+    parser.add_argument("--seconds", type=float, default=30, help="with --trickle: for this long")
+    parser.add_argument("--directory", help="with --trickle: serve VMS sockets vmN.qmp in this directory")
+    parser.add_argument("--vms", type=int, default=1000)
     args = parser.parse_args()
-    stream = render_events(args.events)
 
     async def run():
-        servers = [await start_flood(path, stream, set(args.start_after.split(","))) for path in args.path]
+        if args.trickle:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+            servers = []
+            for i in range(args.vms):
+                path = os.path.join(args.directory, f"vm{i}.qmp")
+                servers.append(await asyncio.start_unix_server(
+                    lambda r, w, n=f"vm{i}": serve_trickle(r, w, n, args.trickle, args.seconds,
+                                                            set(args.start_after.split(","))), path=path))
+        else:
+            stream = render_events(args.events)
+            servers = [await start_flood(path, stream, set(args.start_after.split(","))) for path in args.path]
         await asyncio.gather(*(server.serve_forever() for server in servers))
 
     asyncio.run(run())

@@ -11,22 +11,34 @@ public final class QMPTestDriver {
 
     /// Connects to `path` and negotiates capabilities.
     public init(path: String) throws {
-        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw QEMUTestError("socket() failed") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (index, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[index] = byte }
         }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        // QEMU creates the socket file at bind(), a moment before listen(): a connection in between is
+        // refused, so retry briefly.
+        var attempts = 0
+        var descriptor: Int32
+        while true {
+            // A fresh socket per attempt: a socket whose connect failed is not reused.
+            descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            guard descriptor >= 0 else { throw QEMUTestError("socket() failed") }
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
             }
-        }
-        guard connected == 0 else {
+            if connected == 0 { break }
+            let code = errno
             close(descriptor)
-            throw QEMUTestError("cannot connect to \(path): errno \(errno)")
+            attempts += 1
+            guard code == ECONNREFUSED || code == ENOENT, attempts < 250 else {
+                throw QEMUTestError("cannot connect to \(path): errno \(code)")
+            }
+            usleep(20_000)
         }
+        self.descriptor = descriptor
         var timeout = timeval(tv_sec: 15, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         _ = try readMessage()  // greeting
