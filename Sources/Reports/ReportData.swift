@@ -70,12 +70,6 @@ struct ReportData {
         }
     }
 
-    /// Events with these names, per machine in arrival order, from `lookback` before the window to its end.
-    func events(named names: [String], lookback: Int64 = 0) async throws -> [EventRow] {
-        let (sql, arguments) = eventQuery(named: names, lookback: lookback)
-        return try await rows(sql: sql, arguments: arguments, Self.eventRow)
-    }
-
     static func eventRow(_ row: Row) -> EventRow {
         EventRow(
             machineId: row[0],

@@ -1,4 +1,5 @@
 import EventStore
+import GRDB
 
 /// Time each VM spent running, paused, suspended and shut down, from its sessions and events.
 ///
@@ -62,31 +63,40 @@ enum StateReport {
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
         let sessions = try await data.sessions()
-        let events = try await data.events(named: stateEvents, lookback: Int64.max / 4)
-        var eventsBySession: [Int64: [EventRow]] = [:]
-        for event in events { eventsBySession[event.sessionId, default: []].append(event) }
         let windowStart = query.since ?? sessions.map(\.startedAt).min() ?? query.end
         let windowEnd = query.end
-        var perMachine: [Int64: Accumulator] = [:]
-        var openSessions = 0
-        for session in sessions {
-            var accumulator =
-                perMachine[session.machineId]
-                ?? Accumulator(windowStart: windowStart, windowEnd: windowEnd, interval: query.interval)
-            let end = session.endedAt ?? query.now
-            if session.endedAt == nil { openSessions += 1 }
-            // Overlapping sessions of one VM (two monitors) must not count the same time twice.
-            var time = max(session.startedAt, accumulator.coveredUntil)
-            var state = state(forStatus: session.initialStatus)
-            for event in eventsBySession[session.id] ?? [] {
-                let at = min(max(event.time, time), end)
-                accumulator.add(state, from: time, to: at)
-                time = at
-                state = self.state(after: event.name, from: state)
+        // One session's state changes at a time, streamed in arrival order through the
+        // UNIQUE(sessionId, seq) index: memory does not grow with the number of events.
+        let changes = """
+            SELECT name, COALESCE(time, received) FROM event
+            WHERE sessionId = ? AND name IN (\(stateEvents.map { _ in "?" }.joined(separator: ",")))
+            ORDER BY seq
+            """
+        let (perMachine, openSessions) = try await data.database.writer.read { db in
+            var perMachine: [Int64: Accumulator] = [:]
+            var openSessions = 0
+            let statement = try db.cachedStatement(sql: changes)
+            for session in sessions {
+                var accumulator =
+                    perMachine[session.machineId]
+                    ?? Accumulator(windowStart: windowStart, windowEnd: windowEnd, interval: query.interval)
+                let end = session.endedAt ?? query.now
+                if session.endedAt == nil { openSessions += 1 }
+                // Overlapping sessions of one VM (two monitors) must not count the same time twice.
+                var time = max(session.startedAt, accumulator.coveredUntil)
+                var state = state(forStatus: session.initialStatus)
+                let cursor = try Row.fetchCursor(statement, arguments: StatementArguments([session.id] + stateEvents))
+                while let row = try cursor.next() {
+                    let at = min(max(row[1] as Int64, time), end)
+                    accumulator.add(state, from: time, to: at)
+                    time = at
+                    state = self.state(after: row[0], from: state)
+                }
+                accumulator.add(state, from: time, to: end)
+                accumulator.coveredUntil = max(accumulator.coveredUntil, end)
+                perMachine[session.machineId] = accumulator
             }
-            accumulator.add(state, from: time, to: end)
-            accumulator.coveredUntil = max(accumulator.coveredUntil, end)
-            perMachine[session.machineId] = accumulator
+            return (perMachine, openSessions)
         }
         let windowLength = max(0, windowEnd - windowStart)
         let ids = data.machineNames.keys.sorted { data.name(of: $0) < data.name(of: $1) }
