@@ -1,5 +1,4 @@
 import EventStore
-import GRDB
 
 /// Time each VM spent running, paused, suspended and shut down, from its sessions and events.
 ///
@@ -65,39 +64,17 @@ enum StateReport {
         let sessions = try await data.sessions()
         let windowStart = query.since ?? sessions.map(\.startedAt).min() ?? query.end
         let windowEnd = query.end
-        // One session's state changes at a time, streamed in arrival order through the
-        // UNIQUE(sessionId, seq) index: memory does not grow with the number of events.
-        let changes = """
-            SELECT name, COALESCE(time, received) FROM event
-            WHERE sessionId = ? AND name IN (\(stateEvents.map { _ in "?" }.joined(separator: ",")))
-            ORDER BY seq
-            """
-        let (perMachine, openSessions) = try await data.database.writer.read { db in
-            var perMachine: [Int64: Accumulator] = [:]
-            var openSessions = 0
-            let statement = try db.cachedStatement(sql: changes)
-            for session in sessions {
-                var accumulator =
-                    perMachine[session.machineId]
-                    ?? Accumulator(windowStart: windowStart, windowEnd: windowEnd, interval: query.interval)
-                let end = session.endedAt ?? query.now
-                if session.endedAt == nil { openSessions += 1 }
-                // Overlapping sessions of one VM (two monitors) must not count the same time twice.
-                var time = max(session.startedAt, accumulator.coveredUntil)
-                var state = state(forStatus: session.initialStatus)
-                let cursor = try Row.fetchCursor(statement, arguments: StatementArguments([session.id] + stateEvents))
-                while let row = try cursor.next() {
-                    let at = min(max(row[1] as Int64, time), end)
-                    accumulator.add(state, from: time, to: at)
-                    time = at
-                    state = self.state(after: row[0], from: state)
-                }
-                accumulator.add(state, from: time, to: end)
-                accumulator.coveredUntil = max(accumulator.coveredUntil, end)
-                perMachine[session.machineId] = accumulator
-            }
-            return (perMachine, openSessions)
+        // Sessions and state changes are walked together in (machine, session, seq) order: one pass
+        // over a cursor, so memory does not grow with the number of events.
+        let ordered = sessions.sorted { ($0.machineId, $0.id) < ($1.machineId, $1.id) }
+        var walk = SessionWalk(sessions: ordered, windowStart: windowStart, windowEnd: windowEnd, query: query)
+        try data.forEachEvent(named: stateEvents, lookback: Int64.max / 4) { event in
+            walk.advance(to: (event.machineId, event.sessionId))
+            walk.apply(event)
         }
+        walk.advance(to: (Int64.max, Int64.max))
+        let perMachine = walk.perMachine
+        let openSessions = walk.openSessions
         let windowLength = max(0, windowEnd - windowStart)
         let ids = data.machineNames.keys.sorted { data.name(of: $0) < data.name(of: $1) }
         let columns = ["vm"] + State.allCases.map(\.rawValue) + ["unknown"]
@@ -148,5 +125,68 @@ enum StateReport {
             tables: tables,
             caveats: caveats
         )
+    }
+}
+
+/// The state of the walk over sessions in (machine, id) order while their events stream past.
+struct SessionWalk {
+    let sessions: [Session]
+    let windowStart: Int64
+    let windowEnd: Int64
+    let query: ReportQuery
+    var perMachine: [Int64: StateReport.Accumulator] = [:]
+    var openSessions = 0
+    private var next = 0
+    private var current:
+        (session: Session, accumulator: StateReport.Accumulator, time: Int64, state: StateReport.State)?
+
+    init(sessions: [Session], windowStart: Int64, windowEnd: Int64, query: ReportQuery) {
+        self.sessions = sessions
+        self.windowStart = windowStart
+        self.windowEnd = windowEnd
+        self.query = query
+    }
+
+    /// Closes every session before `key` and opens the one at `key`, if it is in the list.
+    mutating func advance(to key: (machineId: Int64, sessionId: Int64)) {
+        if let open = current, (open.session.machineId, open.session.id) == key { return }
+        finishCurrent()
+        while next < sessions.count, (sessions[next].machineId, sessions[next].id) <= key {
+            let session = sessions[next]
+            next += 1
+            start(session)
+            if (session.machineId, session.id) == key { return }
+            finishCurrent()
+        }
+    }
+
+    /// Moves the open session through one STOP/RESUME/… event (events of other sessions are ignored).
+    mutating func apply(_ event: EventRow) {
+        guard var open = current, open.session.id == event.sessionId else { return }
+        let end = open.session.endedAt ?? query.now
+        let at = min(max(event.time, open.time), end)
+        open.accumulator.add(open.state, from: open.time, to: at)
+        open.time = at
+        open.state = StateReport.state(after: event.name, from: open.state)
+        current = open
+    }
+
+    private mutating func start(_ session: Session) {
+        let accumulator =
+            perMachine[session.machineId]
+            ?? StateReport.Accumulator(windowStart: windowStart, windowEnd: windowEnd, interval: query.interval)
+        if session.endedAt == nil { openSessions += 1 }
+        // Overlapping sessions of one VM (two monitors) must not count the same time twice.
+        let time = max(session.startedAt, accumulator.coveredUntil)
+        current = (session, accumulator, time, StateReport.state(forStatus: session.initialStatus))
+    }
+
+    private mutating func finishCurrent() {
+        guard var open = current else { return }
+        let end = open.session.endedAt ?? query.now
+        open.accumulator.add(open.state, from: open.time, to: end)
+        open.accumulator.coveredUntil = max(open.accumulator.coveredUntil, end)
+        perMachine[open.session.machineId] = open.accumulator
+        current = nil
     }
 }
