@@ -122,10 +122,12 @@ let package = Package(
             dependencies: [
                 "qmplog",
                 "EventStore",
+                "QMP",
                 "QMPTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
-            ]
+            ],
+            exclude: ["Snapshots"]
         ),
     ]
 )

@@ -13,7 +13,7 @@ extension QMPLogCommand {
             discussion: """
                 Starts two small VMs under QEMU's TCG emulator (no disk image, no network, a few MB \
                 of memory each) with QMP sockets in a temporary directory, and records them:
-                  demo-guest  a 76-byte guest that reboots itself, then powers itself off (guest-initiated)
+                  demo-guest  a 76-byte guest that reboots, then powers itself off (guest)
                   demo-host   an idle VM that the demo stops with SIGTERM (host-initiated)
                 It then prints `qmplog report summary` and `qmplog report shutdowns`. It takes about \
                 five seconds and needs qemu-system-x86_64 (Debian: apt-get install qemu-system-x86).

@@ -22,7 +22,7 @@ extension QMPLogCommand {
                 Events are committed within a fraction of a second. SIGTERM or SIGINT stops \
                 recording, commits everything received, closes each session and exits 0. \
                 Without --once, a connection that ends is retried with backoff (0.5 s doubling \
-                to 30 s).
+                up to --retry-max).
 
                 --watch DIR records every socket matching --pattern (default *.qmp) in DIR, including \
                 ones that appear later, and stops retrying a socket once it is deleted. --listen PATH \
@@ -30,7 +30,7 @@ extension QMPLogCommand {
                 use it when the VM's main monitor belongs to libvirt or Proxmox.
 
                 Examples:
-                  qmplog record --db /var/lib/qmplog/events.sqlite /run/qemu/vm1.qmp tcp:127.0.0.1:4444
+                  qmplog record /run/qemu/vm1.qmp /run/qemu/vm2.qmp tcp:127.0.0.1:4444
                   qmplog record --watch /run/qemu-server --pattern '*.qmp'
                   qmplog record --listen /run/qmplog/qmp.sock
                 """

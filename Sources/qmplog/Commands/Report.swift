@@ -9,8 +9,8 @@ extension QMPLogCommand {
             discussion: """
                 Reports:
                   summary    VMs, events by name, sessions, observed versus unobserved time
-                  shutdowns  guest- versus host-initiated shutdowns, guest:host ratio, by reason
-                  panics     guest panics by crash type, s390 reason, hyper-v bugcheck code, action, VM, day
+                  shutdowns  guest- vs host-initiated shutdowns, guest:host ratio, reasons
+                  panics     panics by crash type, s390 reason, hyper-v code, action, VM, day
                   resets     guest versus host resets, watchdog-caused resets, distinct resets
                   watchdog   watchdog firings by action and VM
                   states     time each VM spent running, paused, suspended, shut down, unknown
