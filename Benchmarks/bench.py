@@ -65,9 +65,8 @@ CREATE TABLE event (
     name TEXT NOT NULL, seconds INTEGER NOT NULL, microseconds INTEGER NOT NULL, time INTEGER,
     received INTEGER NOT NULL, guest INTEGER, reason TEXT, action TEXT, panicType TEXT, panicReason TEXT,
     panicArg1 TEXT, data TEXT, UNIQUE (sessionId, seq));
-CREATE INDEX event_machine_time ON event(machineId, time);
-CREATE INDEX event_name_time ON event(name, time);
-CREATE INDEX event_time ON event(time);
+CREATE INDEX event_name_at ON event(name, COALESCE(time, received));
+CREATE INDEX event_machine_at ON event(machineId, COALESCE(time, received));
 """
 
 

@@ -62,6 +62,21 @@ extension EventDatabase {
                     """
             )
         }
+        // Reports and exports filter on the event's effective time, COALESCE(time, received) (QEMU's
+        // timestamp, or ours when QEMU sent -1/-1), which the v1 indexes on `time` cannot serve.
+        // Two expression indexes replace the three v1 time indexes: --since/--until windows use them,
+        // and every insert maintains one index fewer.
+        migrator.registerMigration("v2-effective-time-indexes") { db in
+            try db.execute(
+                sql: """
+                    CREATE INDEX event_name_at ON event(name, COALESCE(time, received));
+                    CREATE INDEX event_machine_at ON event(machineId, COALESCE(time, received));
+                    DROP INDEX event_machine_time;
+                    DROP INDEX event_name_time;
+                    DROP INDEX event_time;
+                    """
+            )
+        }
         return migrator
     }
 }

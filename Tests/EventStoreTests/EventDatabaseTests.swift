@@ -18,7 +18,22 @@ struct EventDatabaseTests {
         let migrations = try await database.writer.read {
             try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations")
         }
-        #expect(migrations == ["v1-events"])
+        #expect(migrations == ["v1-events", "v2-effective-time-indexes"])
+    }
+
+    @Test func timeWindowsOnTheEffectiveTimeUseAnIndex() async throws {
+        let database = try EventDatabase.inMemory()
+        let plan = try await database.writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    EXPLAIN QUERY PLAN SELECT * FROM event
+                    WHERE name IN ('SHUTDOWN', 'RESET') AND COALESCE(time, received) >= ? AND COALESCE(time, received) < ?
+                    """,
+                arguments: [0, 1]
+            ).map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("USING INDEX event_name_at") }, "\(plan)")
     }
 
     @Test func storesEventsWithTheirColumnsAndEndsSessions() async throws {
