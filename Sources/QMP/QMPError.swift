@@ -7,7 +7,7 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case malformedMessage, messageTooLarge, notQMP, greetingTimeout, busy, connectionClosed
-            case connectFailed, commandNotAllowed, commandFailed, unexpectedReply, invalidEndpoint
+            case connectFailed, commandNotAllowed, commandFailed, unexpectedReply, invalidEndpoint, invalidArguments
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -34,6 +34,8 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
         public static let unexpectedReply = Code(.unexpectedReply)
         /// A target string could not be parsed as an endpoint.
         public static let invalidEndpoint = Code(.invalidEndpoint)
+        /// A command's arguments are not a JSON object.
+        public static let invalidArguments = Code(.invalidArguments)
 
         public var description: String {
             switch value {
@@ -48,6 +50,7 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
             case .commandFailed: "command failed"
             case .unexpectedReply: "unexpected reply"
             case .invalidEndpoint: "invalid endpoint"
+            case .invalidArguments: "invalid arguments"
             }
         }
     }

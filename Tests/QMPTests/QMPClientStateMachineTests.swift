@@ -55,6 +55,11 @@ struct QMPCommandTests {
         #expect(error?.code == .commandNotAllowed)
     }
 
+    @Test func refusesArgumentsThatAreNotAnObject() {
+        let error = #expect(throws: QMPError.self) { try QMPCommand(name: "query-block", arguments: .string("flat")) }
+        #expect(error?.code == .invalidArguments)
+    }
+
     @Test func encodesAllowedCommandsWithTheirId() throws {
         let command = try QMPCommand(name: "query-block", arguments: .object([("flat", .bool(true))]))
         #expect(try command.wireText(id: 3) == #"{"execute":"query-block","arguments":{"flat":true},"id":3}"# + "\r\n")

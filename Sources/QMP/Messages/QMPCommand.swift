@@ -16,7 +16,7 @@ public struct QMPCommand: Sendable, Hashable {
     public init(name: String, arguments: JSONValue? = nil) throws(QMPError) {
         try Self.checkAllowed(name)
         if let arguments, !arguments.isObject {
-            throw QMPError(code: .invalidEndpoint, message: "arguments of '\(name)' must be a JSON object")
+            throw QMPError(code: .invalidArguments, message: "arguments of '\(name)' must be a JSON object")
         }
         self.name = name
         self.arguments = arguments
