@@ -21,9 +21,6 @@ actor EventWriter {
     /// How long a small batch waits for company before it is committed.
     static let gatherDelay = Duration.milliseconds(50)
 
-    /// Events committed so far.
-    private(set) var committedEvents = 0
-
     init(database: EventDatabase, maximumPending: Int) {
         self.database = database
         self.maximumPending = max(1, maximumPending)
@@ -75,7 +72,6 @@ actor EventWriter {
             resumeProducers()
             do {
                 try await database.write(events: batch, endings: batchEndings)
-                committedEvents += batch.count
             } catch {
                 failed = true
                 resumeProducers()
