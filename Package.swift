@@ -53,7 +53,11 @@ let package = Package(
         // Reports: SQL aggregates over EventStore; never opens a socket.
         .target(
             name: "Reports",
-            dependencies: ["EventStore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "EventStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
         ),
         .executableTarget(
             name: "qmplog",
@@ -89,7 +93,11 @@ let package = Package(
         ),
         .testTarget(
             name: "EventStoreTests",
-            dependencies: ["EventStore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "EventStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(
             name: "CollectorTests",

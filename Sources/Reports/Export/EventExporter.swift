@@ -1,5 +1,6 @@
 public import EventStore
 import GRDB
+import GRDBSQLite
 
 #if canImport(Glibc)
     import Glibc
@@ -57,83 +58,86 @@ public enum EventExporter {
         let finalSQL = sql
         let finalArguments = arguments
         return try await database.writer.read { db in
-            var output = OutputBuffer(fileDescriptor: fileDescriptor)
+            let output = OutputBuffer(fileDescriptor: fileDescriptor)
             switch format {
-            case .csv: output.append(columns.joined(separator: ",") + "\r\n")
-            case .json: output.append("[")
+            case .csv: try output.append(columns.joined(separator: ",") + "\r\n")
+            case .json: try output.append("[")
             case .ndjson: break
             }
+            var row = ExportRow()
+            defer { row.deallocate() }
             var count = 0
-            let cursor = try Row.fetchCursor(db, sql: finalSQL, arguments: finalArguments)
-            while let row = try cursor.next() {
+            // Rows are read with sqlite3_column_* straight into the output bytes: going through
+            // GRDB's Row and Swift Strings cost ten times more per row (measured, see BENCHMARKS.md).
+            let statement = try db.makeStatement(sql: finalSQL)
+            try statement.setArguments(finalArguments)
+            let handle = statement.sqliteStatement
+            while true {
+                let code = sqlite3_step(handle)
+                if code == SQLITE_DONE { break }
+                guard code == SQLITE_ROW else {
+                    throw DatabaseError(
+                        resultCode: ResultCode(rawValue: code),
+                        message: String(cString: sqlite3_errmsg(db.sqliteConnection))
+                    )
+                }
                 switch format {
-                case .csv: output.append(csvLine(row))
-                case .ndjson: output.append(jsonObject(row) + "\n")
-                case .json: output.append((count == 0 ? "\n" : ",\n") + jsonObject(row))
+                case .csv: try row.writeCSV(handle, to: output)
+                case .ndjson: try row.writeJSON(handle, prefix: "", suffix: "\n", to: output)
+                case .json: try row.writeJSON(handle, prefix: count == 0 ? "\n" : ",\n", suffix: "", to: output)
                 }
                 count += 1
-                try output.flushIfFull()
             }
-            if format == .json { output.append(count == 0 ? "]\n" : "\n]\n") }
+            if format == .json { try output.append(count == 0 ? "]\n" : "\n]\n") }
             try output.flush()
             return count
         }
     }
-
-    static func csvLine(_ row: Row) -> String {
-        let time: Int64? = row[2]
-        let guest: Bool? = row[7]
-        let data: String? = row[12]
-        let fields: [String] = [
-            String(row[0] as Int64), CSVText.field(row[1]), time.map { Timestamp.rfc3339(microseconds: $0) } ?? "",
-            String(row[3] as Int64), String(row[4] as Int64), Timestamp.rfc3339(microseconds: row[5]),
-            CSVText.field(row[6]), guest.map { $0 ? "true" : "false" } ?? "",
-            (row[8] as String?).map(CSVText.field) ?? "", (row[9] as String?).map(CSVText.field) ?? "",
-            (row[10] as String?).map(CSVText.field) ?? "", (row[11] as String?).map(CSVText.field) ?? "",
-            data.map { CSVText.field(JSONText.compact($0)) } ?? "",
-        ]
-        return fields.joined(separator: ",") + "\r\n"
-    }
-
-    static func jsonObject(_ row: Row) -> String {
-        func string(_ value: String?) -> String { value.map(JSONText.string) ?? "null" }
-        let time: Int64? = row[2]
-        let guest: Bool? = row[7]
-        let data: String? = row[12]
-        let values: [String] = [
-            String(row[0] as Int64), JSONText.string(row[1]),
-            time.map { JSONText.string(Timestamp.rfc3339(microseconds: $0)) } ?? "null",
-            String(row[3] as Int64), String(row[4] as Int64), JSONText.string(Timestamp.rfc3339(microseconds: row[5])),
-            JSONText.string(row[6]), guest.map { $0 ? "true" : "false" } ?? "null",
-            string(row[8]), string(row[9]), string(row[10]), string(row[11]),
-            data.map(JSONText.compact) ?? "null",
-        ]
-        return "{" + zip(columns, values).map { "\"\($0)\":\($1)" }.joined(separator: ",") + "}"
-    }
 }
 
-/// Collects output and writes it to a file descriptor in 64 KiB chunks.
-struct OutputBuffer {
+/// Output bytes on their way to a file descriptor, written in 64 KiB chunks.
+///
+/// Rows are formatted straight into raw memory: a caller reserves room for its row with
+/// ``reserve(_:)``, then stores bytes at ``cursor`` without further checks (the export's hot path;
+/// appending to a `[UInt8]` spent a third of the time in uniqueness and bounds checks).
+final class OutputBuffer {
     let fileDescriptor: Int32
-    private var bytes: [UInt8] = []
+    private let start: UnsafeMutablePointer<UInt8>
+    private let capacity = 1 << 17
+    /// Where the next byte goes; advance it by what was written.
+    var cursor: UnsafeMutablePointer<UInt8>
 
     init(fileDescriptor: Int32) {
         self.fileDescriptor = fileDescriptor
-        bytes.reserveCapacity(1 << 17)
+        start = .allocate(capacity: capacity)
+        cursor = start
     }
 
-    mutating func append(_ text: String) {
-        bytes.append(contentsOf: text.utf8)
+    deinit { start.deallocate() }
+
+    /// Makes room for `count` more bytes, flushing first when the buffer is half full.
+    func reserve(_ count: Int) throws {
+        if cursor - start >= capacity / 2 || cursor - start + count > capacity { try flush() }
+        guard count <= capacity else {
+            throw ReportsError(code: .invalidQuery, message: "an export row of \(count) bytes is too large")
+        }
     }
 
-    mutating func flushIfFull() throws {
-        if bytes.count >= 1 << 16 { try flush() }
+    func append(_ text: String) throws {
+        var text = text
+        try reserve(text.utf8.count)
+        text.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return }
+            cursor.update(from: base, count: bytes.count)
+            cursor += bytes.count
+        }
     }
 
-    mutating func flush() throws {
+    func flush() throws {
         var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(fileDescriptor, $0.baseAddress, $0.count) }
+        let total = cursor - start
+        while offset < total {
+            let written = write(fileDescriptor, start + offset, total - offset)
             if written < 0 {
                 if errno == EINTR { continue }
                 throw ReportsError(
@@ -143,6 +147,6 @@ struct OutputBuffer {
             }
             offset += written
         }
-        bytes.removeAll(keepingCapacity: true)
+        cursor = start
     }
 }

@@ -28,28 +28,9 @@ enum CSVText {
     /// `=`, `+`, `-` or `@` is prefixed with `'`, so spreadsheets show it instead of evaluating it
     /// (the OWASP advice against CSV injection). Numbers are written by the callers, unguarded.
     static func field(_ text: String) -> String {
-        var value = text
-        if let first = value.utf8.first,
-            first == UInt8(ascii: "=") || first == UInt8(ascii: "+") || first == UInt8(ascii: "-")
-                || first == UInt8(ascii: "@") || first == 0x09 || first == 0x0D
-        {
-            value = "'" + value
+        var text = text
+        return text.withUTF8 { bytes in
+            ByteWriter.string(capacity: 2 * bytes.count + 3) { $0.csvField(bytes) }
         }
-        let needsQuotes = value.utf8.contains {
-            $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D
-        }
-        guard needsQuotes else { return value }
-        return "\"" + value.replacingQuotes() + "\""
-    }
-}
-
-extension String {
-    fileprivate func replacingQuotes() -> String {
-        var out = ""
-        out.reserveCapacity(utf8.count + 2)
-        for character in self {
-            if character == "\"" { out += "\"\"" } else { out.append(character) }
-        }
-        return out
     }
 }

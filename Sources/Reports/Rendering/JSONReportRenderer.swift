@@ -48,21 +48,10 @@ enum JSONReportRenderer {
 enum JSONText {
     /// A JSON string literal, escaping quotes, backslashes and control characters.
     static func string(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
+        var text = text
+        return text.withUTF8 { bytes in
+            ByteWriter.string(capacity: 6 * bytes.count + 3) { $0.jsonString(bytes) }
         }
-        return out + "\""
     }
 
     /// A number with at most 6 decimals and no exponent for ordinary values.
@@ -70,33 +59,5 @@ enum JSONText {
         let rounded = (value * 1_000_000).rounded() / 1_000_000
         if rounded == rounded.rounded(), abs(rounded) < 1e15 { return String(Int64(rounded)) }
         return String(rounded)
-    }
-
-    /// JSON text with the whitespace outside strings removed (QEMU's `{"a": 1}` → `{"a":1}`).
-    static func compact(_ text: String) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count)
-        var inString = false
-        var escaped = false
-        for byte in text.utf8 {
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                }
-                out.append(byte)
-            } else {
-                switch byte {
-                case 0x20, 0x09, 0x0A, 0x0D: continue
-                case UInt8(ascii: "\""): inString = true
-                default: break
-                }
-                out.append(byte)
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -6,26 +6,64 @@
 public enum Timestamp {
     /// `2026-11-27T09:44:14.702021Z` for microseconds since the Unix epoch.
     public static func rfc3339(microseconds: Int64) -> String {
+        String(unsafeUninitializedCapacity: maximumRFC3339Length) { buffer in
+            guard let base = buffer.baseAddress else { return 0 }
+            return write(rfc3339: microseconds, at: base)
+        }
+    }
+
+    /// Room ``write(rfc3339:at:)`` may need: a 4-digit year takes 27 bytes, any Int64 fewer than 48.
+    static let maximumRFC3339Length = 48
+
+    /// Writes the ``rfc3339(microseconds:)`` text as UTF-8 at `pointer` and returns its length:
+    /// the export's per-row path, with no `String` and no bounds checks (the caller reserves room).
+    @inline(__always)
+    static func write(rfc3339 microseconds: Int64, at pointer: UnsafeMutablePointer<UInt8>) -> Int {
         let (seconds, micro) = floorDivide(microseconds, 1_000_000)
         let (days, secondOfDay) = floorDivide(seconds, 86_400)
         let (year, month, day) = civil(fromDays: days)
-        var text = ""
-        text.reserveCapacity(27)
-        append(year, width: 4, to: &text)
-        text += "-"
-        append(month, width: 2, to: &text)
-        text += "-"
-        append(day, width: 2, to: &text)
-        text += "T"
-        append(secondOfDay / 3600, width: 2, to: &text)
-        text += ":"
-        append(secondOfDay / 60 % 60, width: 2, to: &text)
-        text += ":"
-        append(secondOfDay % 60, width: 2, to: &text)
-        text += "."
-        append(micro, width: 6, to: &text)
-        text += "Z"
-        return text
+        var p = pointer + write(decimal: year, width: 4, at: pointer)
+        func two(_ value: Int64, after separator: UInt8) {
+            p[0] = separator
+            p[1] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value / 10)
+            p[2] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
+            p += 3
+        }
+        two(month, after: UInt8(ascii: "-"))
+        two(day, after: UInt8(ascii: "-"))
+        two(secondOfDay / 3600, after: UInt8(ascii: "T"))
+        two(secondOfDay / 60 % 60, after: UInt8(ascii: ":"))
+        two(secondOfDay % 60, after: UInt8(ascii: ":"))
+        p[0] = UInt8(ascii: ".")
+        p += 1 + write(decimal: micro, width: 6, at: p + 1)
+        p[0] = UInt8(ascii: "Z")
+        return p + 1 - pointer
+    }
+
+    /// Writes `value` in decimal, zero-padded to at least `width` digits, at `pointer` and returns
+    /// its length (at most 20 + width bytes).
+    @inline(__always)
+    static func write(decimal value: Int64, width: Int = 1, at pointer: UnsafeMutablePointer<UInt8>) -> Int {
+        var p = pointer
+        if value < 0 {
+            p[0] = UInt8(ascii: "-")
+            p += 1
+        }
+        var magnitude = value.magnitude
+        var length = 1
+        var scale: UInt64 = 10
+        while length < 20, magnitude >= scale {
+            length += 1
+            scale = length == 20 ? .max : scale * 10
+        }
+        let padded = max(length, width)
+        var index = padded - 1
+        repeat {
+            p[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
+            magnitude /= 10
+            index -= 1
+        } while index >= 0
+        return p + padded - pointer
     }
 
     /// Parses `2026-11-27T09:44:14Z`, `2026-11-27T09:44:14.5+02:00` or `2026-11-27` (midnight UTC).
@@ -84,8 +122,8 @@ public enum Timestamp {
     }
 
     static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
-        let quotient = value >= 0 ? value / divisor : (value - divisor + 1) / divisor
-        return (quotient, value - quotient * divisor)
+        let (quotient, remainder) = value.quotientAndRemainder(dividingBy: divisor)
+        return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
     }
 
     static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
@@ -107,11 +145,5 @@ public enum Timestamp {
         let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
         let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
         return era * 146_097 + dayOfEra - 719_468
-    }
-
-    private static func append(_ value: Int64, width: Int, to text: inout String) {
-        let digits = String(value)
-        if digits.count < width { text += String(repeating: "0", count: width - digits.count) }
-        text += digits
     }
 }

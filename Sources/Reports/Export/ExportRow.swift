@@ -1,0 +1,237 @@
+import GRDBSQLite
+
+/// Formats the current row of the export's statement as CSV or JSON, straight into the output.
+///
+/// Column order is the export query's: id, vm, time, seconds, microseconds, received, event, guest,
+/// reason, action, panic_type, panic_reason, data. Text is read as UTF-8 from SQLite's own memory
+/// (valid for the current step only) and escaped byte by byte.
+struct ExportRow {
+    /// The data column compacted, for CSV (whose quoting depends on the compacted text).
+    private var scratch = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 256)
+    private static let textKeys: [StaticString] = [
+        #","reason":"#, #","action":"#, #","panic_type":"#, #","panic_reason":"#,
+    ]
+
+    /// This row's text columns (indexed by column; the rest stay `nil`), read once per row: every
+    /// `sqlite3_column_*` call takes the connection's mutex.
+    private var texts = [UnsafeBufferPointer<UInt8>?](repeating: nil, count: 13)
+    private static let textColumns: [Int32] = [1, 6, 8, 9, 10, 11, 12]
+
+    func deallocate() { scratch.deallocate() }
+
+    /// Reads the text columns and returns their total length, to bound what the escaped row can take.
+    private mutating func load(_ statement: OpaquePointer) -> Int {
+        var total = 0
+        for column in Self.textColumns {
+            let text = Self.text(statement, column)
+            texts[Int(column)] = text
+            total += text?.count ?? 0
+        }
+        return total
+    }
+
+    mutating func writeCSV(_ statement: OpaquePointer, to output: OutputBuffer) throws {
+        try output.reserve(3 * load(statement) + 256)
+        if let data = texts[12], data.count > scratch.count {
+            scratch.deallocate()
+            scratch = .allocate(capacity: 2 * data.count)
+        }
+        var w = ByteWriter(output.cursor)
+        w.decimal(sqlite3_column_int64(statement, 0))
+        w.byte(UInt8(ascii: ","))
+        w.csvField(texts[1])
+        w.byte(UInt8(ascii: ","))
+        if sqlite3_column_type(statement, 2) != SQLITE_NULL { w.timestamp(sqlite3_column_int64(statement, 2)) }
+        w.byte(UInt8(ascii: ","))
+        w.decimal(sqlite3_column_int64(statement, 3))
+        w.byte(UInt8(ascii: ","))
+        w.decimal(sqlite3_column_int64(statement, 4))
+        w.byte(UInt8(ascii: ","))
+        w.timestamp(sqlite3_column_int64(statement, 5))
+        w.byte(UInt8(ascii: ","))
+        w.csvField(texts[6])
+        w.byte(UInt8(ascii: ","))
+        if sqlite3_column_type(statement, 7) != SQLITE_NULL {
+            w.ascii(sqlite3_column_int64(statement, 7) != 0 ? "true" : "false")
+        }
+        for column: Int32 in 8...11 {
+            w.byte(UInt8(ascii: ","))
+            w.csvField(texts[Int(column)])
+        }
+        w.byte(UInt8(ascii: ","))
+        if let data = texts[12], let base = scratch.baseAddress {
+            var compact = ByteWriter(base)
+            compact.compactJSON(data)
+            w.csvField(UnsafeBufferPointer(start: base, count: compact.pointer - base))
+        }
+        w.ascii("\r\n")
+        output.cursor = w.pointer
+    }
+
+    mutating func writeJSON(
+        _ statement: OpaquePointer,
+        prefix: StaticString,
+        suffix: StaticString,
+        to output: OutputBuffer
+    ) throws {
+        try output.reserve(6 * load(statement) + 512)
+        var w = ByteWriter(output.cursor)
+        w.ascii(prefix)
+        w.ascii(#"{"id":"#)
+        w.decimal(sqlite3_column_int64(statement, 0))
+        w.ascii(#","vm":"#)
+        w.jsonString(texts[1])
+        w.ascii(#","time":"#)
+        if sqlite3_column_type(statement, 2) == SQLITE_NULL {
+            w.ascii("null")
+        } else {
+            w.byte(UInt8(ascii: "\""))
+            w.timestamp(sqlite3_column_int64(statement, 2))
+            w.byte(UInt8(ascii: "\""))
+        }
+        w.ascii(#","seconds":"#)
+        w.decimal(sqlite3_column_int64(statement, 3))
+        w.ascii(#","microseconds":"#)
+        w.decimal(sqlite3_column_int64(statement, 4))
+        w.ascii(#","received":""#)
+        w.timestamp(sqlite3_column_int64(statement, 5))
+        w.ascii(#"","event":"#)
+        w.jsonString(texts[6])
+        w.ascii(#","guest":"#)
+        if sqlite3_column_type(statement, 7) == SQLITE_NULL {
+            w.ascii("null")
+        } else {
+            w.ascii(sqlite3_column_int64(statement, 7) != 0 ? "true" : "false")
+        }
+        for (column, key) in zip(Int32(8)...11, Self.textKeys) {
+            w.ascii(key)
+            w.jsonString(texts[Int(column)])
+        }
+        w.ascii(#","data":"#)
+        if let data = texts[12] { w.compactJSON(data) } else { w.ascii("null") }
+        w.byte(UInt8(ascii: "}"))
+        w.ascii(suffix)
+        output.cursor = w.pointer
+    }
+
+    /// The column's UTF-8 bytes, or `nil` for SQL NULL. Valid until the next step.
+    private static func text(_ statement: OpaquePointer, _ column: Int32) -> UnsafeBufferPointer<UInt8>? {
+        guard let pointer = sqlite3_column_text(statement, column) else { return nil }
+        return UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(statement, column)))
+    }
+}
+
+/// Stores bytes at a pointer with no bounds checks; whoever makes one has reserved the room.
+///
+/// The escapers here are the only copies of these rules: ``CSVText`` and ``JSONText`` call them
+/// for the reports' renderers.
+struct ByteWriter {
+    private(set) var pointer: UnsafeMutablePointer<UInt8>
+
+    init(_ pointer: UnsafeMutablePointer<UInt8>) { self.pointer = pointer }
+
+    /// Runs `body` on a writer over fresh memory of `capacity` bytes and returns what it wrote.
+    static func string(capacity: Int, _ body: (inout ByteWriter) -> Void) -> String {
+        String(unsafeUninitializedCapacity: capacity) { buffer in
+            guard let base = buffer.baseAddress else { return 0 }
+            var writer = ByteWriter(base)
+            body(&writer)
+            return writer.pointer - base
+        }
+    }
+
+    @inline(__always) mutating func byte(_ value: UInt8) {
+        pointer.pointee = value
+        pointer += 1
+    }
+
+    @inline(__always) mutating func ascii(_ text: StaticString) {
+        pointer.update(from: text.utf8Start, count: text.utf8CodeUnitCount)
+        pointer += text.utf8CodeUnitCount
+    }
+
+    @inline(__always) mutating func bytes(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let base = bytes.baseAddress else { return }
+        pointer.update(from: base, count: bytes.count)
+        pointer += bytes.count
+    }
+
+    @inline(__always) mutating func decimal(_ value: Int64) { pointer += Timestamp.write(decimal: value, at: pointer) }
+
+    @inline(__always) mutating func timestamp(_ microseconds: Int64) {
+        pointer += Timestamp.write(rfc3339: microseconds, at: pointer)
+    }
+
+    /// An RFC 4180 field: quoted when it holds a comma, quote or line break, and prefixed with `'`
+    /// when it starts with `=`, `+`, `-`, `@`, tab or CR, so spreadsheets show it instead of
+    /// evaluating it (OWASP's advice against CSV injection). Nothing for NULL. Takes at most
+    /// 2 × count + 3 bytes.
+    mutating func csvField(_ field: UnsafeBufferPointer<UInt8>?) {
+        guard let field, let first = field.first else { return }
+        let guarded =
+            first == UInt8(ascii: "=") || first == UInt8(ascii: "+") || first == UInt8(ascii: "-")
+            || first == UInt8(ascii: "@") || first == 0x09 || first == 0x0D
+        let needsQuotes = field.contains {
+            $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D
+        }
+        if needsQuotes { byte(UInt8(ascii: "\"")) }
+        if guarded { byte(UInt8(ascii: "'")) }
+        guard needsQuotes else { return bytes(field) }
+        for value in field {
+            if value == UInt8(ascii: "\"") { byte(value) }
+            byte(value)
+        }
+        byte(UInt8(ascii: "\""))
+    }
+
+    /// A JSON string literal, escaping quotes, backslashes and control characters; `null` for NULL.
+    /// Takes at most 6 × count + 2 bytes.
+    mutating func jsonString(_ text: UnsafeBufferPointer<UInt8>?) {
+        guard let text else { return ascii("null") }
+        byte(UInt8(ascii: "\""))
+        for value in text {
+            switch value {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                byte(UInt8(ascii: "\\"))
+                byte(value)
+            case 0x0A: ascii("\\n")
+            case 0x0D: ascii("\\r")
+            case 0x09: ascii("\\t")
+            case 0..<0x20:
+                ascii("\\u00")
+                byte(Self.hexDigit(value >> 4))
+                byte(Self.hexDigit(value & 0xF))
+            default: byte(value)
+            }
+        }
+        byte(UInt8(ascii: "\""))
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
+    }
+
+    /// JSON text with the whitespace outside strings removed (QEMU's `{"a": 1}` → `{"a":1}`).
+    mutating func compactJSON(_ text: UnsafeBufferPointer<UInt8>) {
+        var inString = false
+        var escaped = false
+        for value in text {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if value == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if value == UInt8(ascii: "\"") {
+                    inString = false
+                }
+            } else {
+                switch value {
+                case 0x20, 0x09, 0x0A, 0x0D: continue
+                case UInt8(ascii: "\""): inString = true
+                default: break
+                }
+            }
+            byte(value)
+        }
+    }
+}
