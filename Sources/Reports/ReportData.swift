@@ -1,5 +1,6 @@
 import EventStore
 import GRDB
+import GRDBSQLite
 
 /// An event as the analyses see it: the time they order and bucket by, and the extracted columns.
 struct EventRow: Sendable {
@@ -58,42 +59,65 @@ struct ReportData {
         selectedIds = query.machines.isEmpty ? nil : selected
     }
 
-    /// Calls `body` with each event of these names, per machine in arrival order, from `lookback`
-    /// before the window to its end, streaming from a cursor so memory stays flat however many match.
+    /// Calls `body` with each event of these names in arrival order (so each session's events come
+    /// in `seq` order), from `lookback` before the window to its end, streaming from the statement so
+    /// memory stays flat however many match. Analyses keep their state per session or per VM.
     ///
-    /// Runs synchronously on the reader: reports are one-shot command-line work.
+    /// Runs synchronously on the reader: reports are one-shot command-line work. Rows are read with
+    /// `sqlite3_column_*`: GRDB's `Row` cost more than SQLite's own work per row (measured).
     func forEachEvent(named names: [String], lookback: Int64 = 0, _ body: (EventRow) throws -> Void) throws {
         let (sql, arguments) = eventQuery(named: names, lookback: lookback)
         try database.writer.read { db in
-            let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-            while let row = try cursor.next() { try body(Self.eventRow(row)) }
+            let statement = try db.makeStatement(sql: sql)
+            try statement.setArguments(arguments)
+            let handle = statement.sqliteStatement
+            func integer(_ column: Int32) -> Int64? {
+                sqlite3_column_type(handle, column) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, column)
+            }
+            func text(_ column: Int32) -> String? {
+                guard let pointer = sqlite3_column_text(handle, column) else { return nil }
+                let bytes = UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(handle, column)))
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            while true {
+                let code = sqlite3_step(handle)
+                if code == SQLITE_DONE { return }
+                guard code == SQLITE_ROW else {
+                    throw DatabaseError(
+                        resultCode: ResultCode(rawValue: code),
+                        message: String(cString: sqlite3_errmsg(db.sqliteConnection))
+                    )
+                }
+                try body(
+                    EventRow(
+                        machineId: sqlite3_column_int64(handle, 0),
+                        sessionId: sqlite3_column_int64(handle, 1),
+                        name: text(2) ?? "",
+                        time: sqlite3_column_int64(handle, 3),
+                        guest: integer(4).map { $0 != 0 },
+                        reason: text(5),
+                        action: text(6),
+                        panicType: text(7),
+                        panicReason: text(8),
+                        panicArg1: text(9)
+                    )
+                )
+            }
         }
     }
 
-    static func eventRow(_ row: Row) -> EventRow {
-        EventRow(
-            machineId: row[0],
-            sessionId: row[1],
-            name: row[2],
-            time: row[3],
-            guest: row[4],
-            reason: row[5],
-            action: row[6],
-            panicType: row[7],
-            panicReason: row[8],
-            panicArg1: row[9]
-        )
-    }
-
     private func eventQuery(named names: [String], lookback: Int64) -> (String, StatementArguments) {
+        // Over the whole history of every VM a scan in rowid order beats the name index: the index
+        // would find half the table and then sort it by id (measured 1.1 s against 1.9 s for 2M events).
+        let unbounded = query.since == nil && query.until == nil && selectedIds == nil
         var sql = """
             SELECT machineId, sessionId, name, COALESCE(time, received) AS t, guest, reason, action,
                    panicType, panicReason, panicArg1
-            FROM event WHERE name IN (\(placeholders(names.count)))
+            FROM event\(unbounded ? " NOT INDEXED" : "") WHERE name IN (\(placeholders(names.count)))
             """
         var arguments = StatementArguments(names)
         appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)", lookback: lookback)
-        sql += " ORDER BY machineId, sessionId, seq"
+        sql += " ORDER BY id"
         return (sql, arguments)
     }
 

@@ -39,8 +39,6 @@ enum StateReport {
         let interval: ReportInterval?
         var totals: [State: Int64] = [:]
         var covered: Int64 = 0
-        /// The end of the last session already counted for this VM.
-        var coveredUntil: Int64 = .min
         var buckets: [Int64: [State: Int64]] = [:]
 
         mutating func add(_ state: State, from: Int64, to: Int64) {
@@ -64,15 +62,9 @@ enum StateReport {
         let sessions = try await data.sessions()
         let windowStart = query.since ?? sessions.map(\.startedAt).min() ?? query.end
         let windowEnd = query.end
-        // Sessions and state changes are walked together in (machine, session, seq) order: one pass
-        // over a cursor, so memory does not grow with the number of events.
-        let ordered = sessions.sorted { ($0.machineId, $0.id) < ($1.machineId, $1.id) }
-        var walk = SessionWalk(sessions: ordered, windowStart: windowStart, windowEnd: windowEnd, query: query)
-        try data.forEachEvent(named: stateEvents, lookback: Int64.max / 4) { event in
-            walk.advance(to: (event.machineId, event.sessionId))
-            walk.apply(event)
-        }
-        walk.advance(to: (Int64.max, Int64.max))
+        var walk = SessionWalk(sessions: sessions, windowStart: windowStart, windowEnd: windowEnd, query: query)
+        try data.forEachEvent(named: stateEvents, lookback: Int64.max / 4) { walk.apply($0) }
+        walk.finish()
         let perMachine = walk.perMachine
         let openSessions = walk.openSessions
         let windowLength = max(0, windowEnd - windowStart)
@@ -128,65 +120,49 @@ enum StateReport {
     }
 }
 
-/// The state of the walk over sessions in (machine, id) order while their events stream past.
+/// Every session's state while the events stream past in arrival order.
 struct SessionWalk {
-    let sessions: [Session]
-    let windowStart: Int64
-    let windowEnd: Int64
     let query: ReportQuery
-    var perMachine: [Int64: StateReport.Accumulator] = [:]
-    var openSessions = 0
-    private var next = 0
-    private var current:
-        (session: Session, accumulator: StateReport.Accumulator, time: Int64, state: StateReport.State)?
+    private(set) var perMachine: [Int64: StateReport.Accumulator] = [:]
+    private(set) var openSessions = 0
+    /// Per session: its VM, where its counted time starts, its end, and the current state.
+    private var walking: [Int64: (machineId: Int64, time: Int64, end: Int64, state: StateReport.State)] = [:]
 
     init(sessions: [Session], windowStart: Int64, windowEnd: Int64, query: ReportQuery) {
-        self.sessions = sessions
-        self.windowStart = windowStart
-        self.windowEnd = windowEnd
         self.query = query
-    }
-
-    /// Closes every session before `key` and opens the one at `key`, if it is in the list.
-    mutating func advance(to key: (machineId: Int64, sessionId: Int64)) {
-        if let open = current, (open.session.machineId, open.session.id) == key { return }
-        finishCurrent()
-        while next < sessions.count, (sessions[next].machineId, sessions[next].id) <= key {
-            let session = sessions[next]
-            next += 1
-            start(session)
-            if (session.machineId, session.id) == key { return }
-            finishCurrent()
+        // Overlapping sessions of one VM (two monitors) must not count the same time twice: a
+        // session's time starts where the VM's earlier sessions (by start) ended.
+        var coveredUntil: [Int64: Int64] = [:]
+        for session in sessions.sorted(by: { ($0.machineId, $0.startedAt, $0.id) < ($1.machineId, $1.startedAt, $1.id) }
+        ) {
+            let end = session.endedAt ?? query.now
+            let start = max(session.startedAt, coveredUntil[session.machineId] ?? .min)
+            coveredUntil[session.machineId] = max(coveredUntil[session.machineId] ?? .min, end)
+            if session.endedAt == nil { openSessions += 1 }
+            perMachine[session.machineId] =
+                perMachine[session.machineId]
+                ?? StateReport.Accumulator(windowStart: windowStart, windowEnd: windowEnd, interval: query.interval)
+            walking[session.id] = (
+                session.machineId, min(start, end), end, StateReport.state(forStatus: session.initialStatus)
+            )
         }
     }
 
-    /// Moves the open session through one STOP/RESUME/… event (events of other sessions are ignored).
+    /// Moves the event's session through one STOP/RESUME/… event (sessions outside the window are ignored).
     mutating func apply(_ event: EventRow) {
-        guard var open = current, open.session.id == event.sessionId else { return }
-        let end = open.session.endedAt ?? query.now
-        let at = min(max(event.time, open.time), end)
-        open.accumulator.add(open.state, from: open.time, to: at)
-        open.time = at
-        open.state = StateReport.state(after: event.name, from: open.state)
-        current = open
+        guard var session = walking[event.sessionId] else { return }
+        let at = min(max(event.time, session.time), session.end)
+        perMachine[session.machineId]?.add(session.state, from: session.time, to: at)
+        session.time = at
+        session.state = StateReport.state(after: event.name, from: session.state)
+        walking[event.sessionId] = session
     }
 
-    private mutating func start(_ session: Session) {
-        let accumulator =
-            perMachine[session.machineId]
-            ?? StateReport.Accumulator(windowStart: windowStart, windowEnd: windowEnd, interval: query.interval)
-        if session.endedAt == nil { openSessions += 1 }
-        // Overlapping sessions of one VM (two monitors) must not count the same time twice.
-        let time = max(session.startedAt, accumulator.coveredUntil)
-        current = (session, accumulator, time, StateReport.state(forStatus: session.initialStatus))
-    }
-
-    private mutating func finishCurrent() {
-        guard var open = current else { return }
-        let end = open.session.endedAt ?? query.now
-        open.accumulator.add(open.state, from: open.time, to: end)
-        open.accumulator.coveredUntil = max(open.accumulator.coveredUntil, end)
-        perMachine[open.session.machineId] = open.accumulator
-        current = nil
+    /// Counts every session's last state up to its end (or now).
+    mutating func finish() {
+        for session in walking.values {
+            perMachine[session.machineId]?.add(session.state, from: session.time, to: session.end)
+        }
+        walking.removeAll()
     }
 }
