@@ -60,12 +60,13 @@ struct ReportData {
     }
 
     /// Calls `body` with each event of these names in arrival order (so each session's events come
-    /// in `seq` order), from `lookback` before the window to its end, streaming from the statement so
-    /// memory stays flat however many match. Analyses keep their state per session or per VM.
+    /// in `seq` order), from `lookback` before the window (`nil`: from the first event) to its end,
+    /// streaming from the statement so memory stays flat however many match. Analyses keep their
+    /// state per session or per VM.
     ///
     /// Runs synchronously on the reader: reports are one-shot command-line work. Rows are read with
     /// `sqlite3_column_*`: GRDB's `Row` cost more than SQLite's own work per row (measured).
-    func forEachEvent(named names: [String], lookback: Int64 = 0, _ body: (EventRow) throws -> Void) throws {
+    func forEachEvent(named names: [String], lookback: Int64? = 0, _ body: (EventRow) throws -> Void) throws {
         let (sql, arguments) = eventQuery(named: names, lookback: lookback)
         try database.writer.read { db in
             let statement = try db.makeStatement(sql: sql)
@@ -106,10 +107,10 @@ struct ReportData {
         }
     }
 
-    private func eventQuery(named names: [String], lookback: Int64) -> (String, StatementArguments) {
+    private func eventQuery(named names: [String], lookback: Int64?) -> (String, StatementArguments) {
         // Over the whole history of every VM a scan in rowid order beats the name index: the index
         // would find half the table and then sort it by id (measured 1.1 s against 1.9 s for 2M events).
-        let unbounded = query.since == nil && query.until == nil && selectedIds == nil
+        let unbounded = (query.since == nil || lookback == nil) && selectedIds == nil
         var sql = """
             SELECT machineId, sessionId, name, COALESCE(time, received) AS t, guest, reason, action,
                    panicType, panicReason, panicArg1
@@ -141,13 +142,13 @@ struct ReportData {
         arguments: inout StatementArguments,
         timeExpression: String,
         machineColumn: String = "machineId",
-        lookback: Int64 = 0
+        lookback: Int64? = 0
     ) {
         if let selectedIds {
             sql += " AND \(machineColumn) IN (\(placeholders(selectedIds.count)))"
             arguments += StatementArguments(selectedIds)
         }
-        if let since = query.since {
+        if let since = query.since, let lookback {
             sql += " AND \(timeExpression) >= ?"
             arguments += [since - lookback]
         }

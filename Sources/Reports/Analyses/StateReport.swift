@@ -63,7 +63,9 @@ enum StateReport {
         let windowStart = query.since ?? sessions.map(\.startedAt).min() ?? query.end
         let windowEnd = query.end
         var walk = SessionWalk(sessions: sessions, windowStart: windowStart, windowEnd: windowEnd, query: query)
-        try data.forEachEvent(named: stateEvents, lookback: Int64.max / 4) { walk.apply($0) }
+        // A session that started before the window replays its events from its start.
+        let replay = sessions.contains { $0.startedAt < windowStart }
+        try data.forEachEvent(named: stateEvents, lookback: replay ? nil : 0) { walk.apply($0) }
         walk.finish()
         let perMachine = walk.perMachine
         let openSessions = walk.openSessions
