@@ -77,6 +77,30 @@ extension EventDatabase {
                     """
             )
         }
+        // Totals per VM that reports precompute over the history before a cut, so a report over the
+        // whole history reads a few rows per VM plus the events after the cut (see `Rollup`).
+        // Derived data: deleting both tables' rows only makes reports scan again.
+        migrator.registerMigration("v3-rollup") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE rollup (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        cut INTEGER NOT NULL,
+                        lastEventId INTEGER NOT NULL,
+                        powerdownWindow INTEGER NOT NULL,
+                        builtAt INTEGER NOT NULL
+                    ) STRICT;
+
+                    CREATE TABLE rollupFact (
+                        report TEXT NOT NULL,
+                        machineId INTEGER NOT NULL,
+                        key TEXT NOT NULL,
+                        value INTEGER NOT NULL,
+                        PRIMARY KEY (report, machineId, key)
+                    ) STRICT, WITHOUT ROWID;
+                    """
+            )
+        }
         return migrator
     }
 }
