@@ -51,7 +51,10 @@ extension EventDatabase {
 
     private static func rollupHeader(_ db: Database) throws -> Rollup? {
         guard try db.tableExists("rollup"),
-            let row = try Row.fetchOne(db, sql: "SELECT cut, lastEventId, powerdownWindow, builtAt FROM rollup WHERE id = 1")
+            let row = try Row.fetchOne(
+                db,
+                sql: "SELECT cut, lastEventId, powerdownWindow, builtAt FROM rollup WHERE id = 1"
+            )
         else { return nil }
         return Rollup(cut: row[0], lastEventId: row[1], powerdownWindow: row[2], builtAt: row[3], facts: [])
     }

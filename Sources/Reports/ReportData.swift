@@ -20,7 +20,7 @@ struct EventRow: Sendable {
 /// Reads what the analyses need from the store, read-only, with bound parameters only.
 struct ReportData {
     let database: EventDatabase
-    let query: ReportQuery
+    var query: ReportQuery
     /// Machine id → display name, for the selected machines (all when none are named).
     let machineNames: [Int64: String]
     /// The ids `--vm` selected, or `nil` for all.

@@ -1,4 +1,4 @@
-/// GUEST_PANICKED grouped by crash type, s390 reason, hyper-v bugcheck code, action, VM and day.
+/// GUEST_PANICKED grouped by crash type, s390 reason, hyper-v bugcheck code, action and VM.
 ///
 /// QEMU before 6.0 sends two GUEST_PANICKED per panic (action pause, then poweroff): consecutive
 /// GUEST_PANICKED in one session with no RESUME or RESET between are one panic, with the last action.
@@ -12,50 +12,69 @@ enum PanicReport {
         var action: String
     }
 
+    /// Facts: `[type, s390 reason, hyper-v code, action]` per panic (empty parts where not
+    /// applicable), `["repeat"]` per merged GUEST_PANICKED.
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
-        var panics: [Panic] = []
-        var repeats = 0
-        var openPanic: [Int64: Int] = [:]  // session → index in panics of a panic not yet followed by RESUME/RESET
+        var facts = FactTally()
+        var series: [Int64: Int] = [:]
+        let scan = try await data.loadingRollup(.panics, into: &facts).scan
+        try count(scan, into: &facts) { time in
+            if let interval = query.interval { series[interval.bucket(of: time), default: 0] += 1 }
+        }
+        return result(facts, series: series, data: data)
+    }
+
+    /// Merges and classifies the GUEST_PANICKED events in `data`'s window into `facts`; `each` sees
+    /// the time of every counted panic.
+    static func count(_ data: ReportData, into facts: inout FactTally, each: (Int64) -> Void = { _ in }) throws {
+        let query = data.query
+        var openPanic: [Int64: Panic] = [:]  // per session, a panic not yet followed by RESUME/RESET
+        func close(_ panic: Panic) {
+            let reason = panic.type == "s390" ? panic.reason ?? "(none)" : ""
+            let code = panic.type == "hyper-v" ? panic.code ?? "(none)" : ""
+            facts.add(panic.machineId, [panic.type, reason, code, panic.action])
+            each(panic.time)
+        }
         try data.forEachEvent(named: ["GUEST_PANICKED", "RESUME", "RESET"]) { event in
             guard event.name == "GUEST_PANICKED" else {
-                openPanic.removeValue(forKey: event.sessionId)
+                openPanic.removeValue(forKey: event.sessionId).map(close)
                 return
             }
             guard query.contains(event.time) else { return }
-            if let index = openPanic[event.sessionId] {
-                repeats += 1
-                if let action = event.action { panics[index].action = action }
-                if panics[index].type == "none", let type = event.panicType { panics[index].type = type }
+            if var panic = openPanic[event.sessionId] {
+                facts.add(event.machineId, ["repeat"])
+                if let action = event.action { panic.action = action }
+                if panic.type == "none", let type = event.panicType { panic.type = type }
+                openPanic[event.sessionId] = panic
                 return
             }
-            openPanic[event.sessionId] = panics.count
-            panics.append(
-                Panic(
-                    machineId: event.machineId,
-                    time: event.time,
-                    type: event.panicType ?? "none",
-                    reason: event.panicReason,
-                    code: event.panicArg1.flatMap(UInt64.init).map(hex),
-                    action: event.action ?? "(none)"
-                )
+            openPanic[event.sessionId] = Panic(
+                machineId: event.machineId,
+                time: event.time,
+                type: event.panicType ?? "none",
+                reason: event.panicReason,
+                code: event.panicArg1.flatMap(UInt64.init).map(hex),
+                action: event.action ?? "(none)"
             )
         }
-        var byType = Tally<String>()
-        var byReason = Tally<String>()
-        var byCode = Tally<String>()
-        var byAction = Tally<String>()
+        for session in openPanic.keys.sorted() { openPanic[session].map(close) }
+    }
+
+    static func result(_ facts: FactTally, series: [Int64: Int], data: ReportData) -> ReportResult {
+        let query = data.query
+        let panicKey = { (key: [String]) in key.count == 4 ? key : nil }
+        let byType = facts.tally { panicKey($0)?[0] }
+        let byReason = facts.tally { panicKey($0).flatMap { $0[0] == "s390" ? $0[1] : nil } }
+        let byCode = facts.tally { panicKey($0).flatMap { $0[0] == "hyper-v" ? $0[2] : nil } }
+        let byAction = facts.tally { panicKey($0)?[3] }
+        let repeats = facts.tally { $0 == ["repeat"] ? true : nil }[true]
+        let perMachine = facts.perMachine { $0.count == 4 }
         var byMachine = Tally<Int64>()
-        for panic in panics {
-            byType.add(panic.type)
-            byAction.add(panic.action)
-            byMachine.add(panic.machineId)
-            if panic.type == "s390" { byReason.add(panic.reason ?? "(none)") }
-            if panic.type == "hyper-v" { byCode.add(panic.code ?? "(none)") }
+        for (machineId, count) in perMachine.sorted(by: { ($0.value, $1.key) > ($1.value, $0.key) }) {
+            byMachine.add(machineId, count)
         }
-        let interval = query.interval ?? .day
-        var byBucket: [Int64: Int] = [:]
-        for panic in panics { byBucket[interval.bucket(of: panic.time), default: 0] += 1 }
+        let panicCount = byType.counts.values.reduce(0, +)
         func table(_ name: String, _ title: String, _ column: String, _ tally: Tally<String>) -> ReportTable {
             ReportTable(
                 name: name,
@@ -64,13 +83,7 @@ enum PanicReport {
                 rows: tally.sortedKeys.map { [.text($0), .count(tally[$0])] }
             )
         }
-        let tables = [
-            ReportTable(
-                name: "series",
-                title: "Panics per \(interval.rawValue)",
-                columns: ["bucket", "panics"],
-                rows: byBucket.keys.sorted().map { [.time($0), .count(byBucket[$0] ?? 0)] }
-            ),
+        var tables = [
             table("by_type", "Panics by crash information type", "panic_type", byType),
             table("s390_by_reason", "s390 panics by crash reason", "reason", byReason),
             table("hyperv_by_code", "Hyper-V panics by bugcheck code (arg1)", "code", byCode),
@@ -82,11 +95,22 @@ enum PanicReport {
                 rows: byMachine.sortedKeys.map { [.text(data.name(of: $0)), .count(byMachine[$0])] }
             ),
         ]
+        if let interval = query.interval {
+            tables.insert(
+                ReportTable(
+                    name: "series",
+                    title: "Panics per \(interval.rawValue)",
+                    columns: ["bucket", "panics"],
+                    rows: series.keys.sorted().map { [.time($0), .count(series[$0] ?? 0)] }
+                ),
+                at: 0
+            )
+        }
         return ReportResult(
             report: "panics",
             query: query,
             summary: [
-                ("panics", .count(panics.count)), ("vms_affected", .count(byMachine.counts.count)),
+                ("panics", .count(panicCount)), ("vms_affected", .count(byMachine.counts.count)),
                 ("repeated_events_merged", .count(repeats)),
             ],
             tables: tables,

@@ -8,48 +8,25 @@ enum ResetReport {
     static let watchdogWindow: Int64 = 5_000_000
     static let burstWindow: Int64 = 1_000_000
 
+    /// Facts: `[initiator, reason, "1"]` per distinct reset, `[initiator, reason, "0"]` per RESET
+    /// in the burst of an earlier one.
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
-        var lastWatchdog: [Int64: Int64] = [:]
-        var lastReset: [Int64: Int64] = [:]
-        var byReason = Tally<[String]>()
-        var distinctByReason = Tally<[String]>()
-        var byInitiator = Tally<String>()
-        var perMachine: [Int64: (events: Int, distinct: Int)] = [:]
+        var facts = FactTally()
         var perBucket: [Int64: (events: Int, distinct: Int)] = [:]
-        var total = 0
-        var distinct = 0
-        try data.forEachEvent(named: ["RESET", "WATCHDOG"], lookback: watchdogWindow) { event in
-            if event.name == "WATCHDOG" {
-                lastWatchdog[event.machineId] = event.time
-                return
-            }
-            let previous = lastReset.updateValue(event.time, forKey: event.machineId)
-            guard query.contains(event.time) else { return }
-            let isNew = previous.map { event.time - $0 > burstWindow || event.time < $0 } ?? true
-            let initiator: String
-            if let watchdog = lastWatchdog[event.machineId], event.time >= watchdog,
-                event.time - watchdog <= watchdogWindow
-            {
-                initiator = "watchdog"
-            } else {
-                initiator = event.guest.map { $0 ? "guest" : "host" } ?? "unknown"
-            }
-            let key = [initiator, event.reason ?? "(none)"]
-            total += 1
-            byReason.add(key)
-            perMachine[event.machineId, default: (0, 0)].events += 1
-            if let interval = query.interval { perBucket[interval.bucket(of: event.time), default: (0, 0)].events += 1 }
-            if isNew {
-                distinct += 1
-                distinctByReason.add(key)
-                byInitiator.add(initiator)
-                perMachine[event.machineId, default: (0, 0)].distinct += 1
-                if let interval = query.interval {
-                    perBucket[interval.bucket(of: event.time), default: (0, 0)].distinct += 1
-                }
-            }
+        let scan = try await data.loadingRollup(.resets, into: &facts).scan
+        try count(scan, into: &facts) { time, isNew in
+            guard let interval = query.interval else { return }
+            perBucket[interval.bucket(of: time), default: (0, 0)].events += 1
+            if isNew { perBucket[interval.bucket(of: time), default: (0, 0)].distinct += 1 }
         }
+        let byReason = facts.tally { Array($0.prefix(2)) }
+        let distinctByReason = facts.tally { $0.last == "1" ? Array($0.prefix(2)) : nil }
+        let byInitiator = facts.tally { $0.last == "1" ? $0[0] : nil }
+        let eventsPerMachine = facts.perMachine()
+        let distinctPerMachine = facts.perMachine { $0.last == "1" }
+        let total = byReason.counts.values.reduce(0, +)
+        let distinct = byInitiator.counts.values.reduce(0, +)
         var tables = [
             ReportTable(
                 name: "by_reason",
@@ -61,10 +38,9 @@ enum ResetReport {
             )
         ]
         if query.byMachine {
-            let ids = perMachine.keys.sorted { data.name(of: $0) < data.name(of: $1) }
+            let ids = eventsPerMachine.keys.sorted { data.name(of: $0) < data.name(of: $1) }
             let rows = ids.map { id -> [ReportValue] in
-                let counts = perMachine[id] ?? (0, 0)
-                return [.text(data.name(of: id)), .count(counts.events), .count(counts.distinct)]
+                [.text(data.name(of: id)), .count(eventsPerMachine[id] ?? 0), .count(distinctPerMachine[id] ?? 0)]
             }
             tables.append(
                 ReportTable(name: "by_vm", title: "Resets per VM", columns: ["vm", "events", "distinct"], rows: rows)
@@ -101,5 +77,36 @@ enum ResetReport {
                 "unknown: QEMU older than 2.10 sends no guest flag.",
             ]
         )
+    }
+
+    /// Classifies the RESETs in `data`'s window into `facts`; `each` sees every one, and whether it
+    /// starts a distinct reset.
+    static func count(
+        _ data: ReportData,
+        into facts: inout FactTally,
+        each: (_ time: Int64, _ isNew: Bool) -> Void = { _, _ in }
+    ) throws {
+        let query = data.query
+        var lastWatchdog: [Int64: Int64] = [:]
+        var lastReset: [Int64: Int64] = [:]
+        try data.forEachEvent(named: ["RESET", "WATCHDOG"], lookback: watchdogWindow) { event in
+            if event.name == "WATCHDOG" {
+                lastWatchdog[event.machineId] = event.time
+                return
+            }
+            let previous = lastReset.updateValue(event.time, forKey: event.machineId)
+            guard query.contains(event.time) else { return }
+            let isNew = previous.map { event.time - $0 > burstWindow || event.time < $0 } ?? true
+            let initiator: String
+            if let watchdog = lastWatchdog[event.machineId], event.time >= watchdog,
+                event.time - watchdog <= watchdogWindow
+            {
+                initiator = "watchdog"
+            } else {
+                initiator = event.guest.map { $0 ? "guest" : "host" } ?? "unknown"
+            }
+            facts.add(event.machineId, [initiator, event.reason ?? "(none)", isNew ? "1" : "0"])
+            each(event.time, isNew)
+        }
     }
 }

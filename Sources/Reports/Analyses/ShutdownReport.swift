@@ -13,17 +13,24 @@ enum ShutdownReport {
         case unknown
     }
 
-    struct Shutdown {
-        var machineId: Int64
-        var time: Int64
-        var initiator: Initiator
-        var reason: String
+    /// Facts: `[initiator, reason]` per shutdown, `["duplicate"]` per repeated SHUTDOWN.
+    static func run(_ data: ReportData) async throws -> ReportResult {
+        var facts = FactTally()
+        var series: [Int64: Tally<Initiator>] = [:]
+        let scan = try await data.loadingRollup(.shutdowns, into: &facts).scan
+        try count(scan, into: &facts) { time, initiator in
+            if let interval = data.query.interval { series[interval.bucket(of: time), default: Tally()].add(initiator) }
+        }
+        return result(facts, series: series, data: data)
     }
 
-    static func run(_ data: ReportData) async throws -> ReportResult {
+    /// Classifies the SHUTDOWNs in `data`'s window into `facts`; `each` sees every counted one.
+    static func count(
+        _ data: ReportData,
+        into facts: inout FactTally,
+        each: (_ time: Int64, _ initiator: Initiator) -> Void = { _, _ in }
+    ) throws {
         let query = data.query
-        var shutdowns: [Shutdown] = []
-        var duplicates = 0
         var lastPowerdown: [Int64: Int64] = [:]
         var shutdownPending: Set<Int64> = []  // sessions with a SHUTDOWN and no RESUME/RESET since
         try data.forEachEvent(
@@ -37,7 +44,7 @@ enum ShutdownReport {
                 shutdownPending.remove(event.sessionId)
             default:  // SHUTDOWN
                 guard shutdownPending.insert(event.sessionId).inserted else {
-                    if query.contains(event.time) { duplicates += 1 }
+                    if query.contains(event.time) { facts.add(event.machineId, ["duplicate"]) }
                     return
                 }
                 let powerdown = lastPowerdown.removeValue(forKey: event.machineId)
@@ -51,17 +58,10 @@ enum ShutdownReport {
                 case false?: initiator = .host
                 case nil: initiator = .unknown
                 }
-                shutdowns.append(
-                    Shutdown(
-                        machineId: event.machineId,
-                        time: event.time,
-                        initiator: initiator,
-                        reason: event.reason ?? "(none)"
-                    )
-                )
+                facts.add(event.machineId, [initiator.rawValue, event.reason ?? "(none)"])
+                each(event.time, initiator)
             }
         }
-        return result(shutdowns, duplicates: duplicates, data: data)
     }
 
     /// One count per initiator, then the total.
@@ -70,16 +70,15 @@ enum ShutdownReport {
         return values + [.count(tally.counts.values.reduce(0, +))]
     }
 
-    static func result(_ shutdowns: [Shutdown], duplicates: Int, data: ReportData) -> ReportResult {
+    static func result(_ facts: FactTally, series: [Int64: Tally<Initiator>], data: ReportData) -> ReportResult {
         let query = data.query
-        var byInitiator = Tally<Initiator>()
-        var byReason = Tally<[String]>()
-        for shutdown in shutdowns {
-            byInitiator.add(shutdown.initiator)
-            byReason.add([shutdown.initiator.rawValue, shutdown.reason])
-        }
+        let initiatorOf = { (key: [String]) in key.count == 2 ? Initiator(rawValue: key[0]) : nil }
+        let byInitiator = facts.tally(initiatorOf)
+        let byReason = facts.tally { $0.count == 2 ? $0 : nil }
+        let duplicates = facts.tally { $0 == ["duplicate"] ? true : nil }[true]
+        let total = byInitiator.counts.values.reduce(0, +)
         let hostSide = byInitiator[.host] + byInitiator[.hostACPI]
-        var summary: [(key: String, value: ReportValue)] = [("shutdowns", .count(shutdowns.count))]
+        var summary: [(key: String, value: ReportValue)] = [("shutdowns", .count(total))]
         summary += Initiator.allCases.map { ($0.rawValue, .count(byInitiator[$0])) }
         summary.append(
             ("guest_host_ratio", hostSide == 0 ? .null : .number(Double(byInitiator[.guest]) / Double(hostSide)))
@@ -97,16 +96,19 @@ enum ShutdownReport {
         let columns = Initiator.allCases.map(\.rawValue) + ["total"]
         if query.byMachine {
             var perMachine: [Int64: Tally<Initiator>] = [:]
-            for shutdown in shutdowns { perMachine[shutdown.machineId, default: Tally()].add(shutdown.initiator) }
+            for (machineId, keys) in facts.values {
+                for (key, value) in keys {
+                    if let initiator = initiatorOf(key) {
+                        perMachine[machineId, default: Tally()].add(initiator, Int(value))
+                    }
+                }
+            }
             let ids = perMachine.keys.sorted { data.name(of: $0) < data.name(of: $1) }
             let rows = ids.map { id -> [ReportValue] in [.text(data.name(of: id))] + counts(perMachine[id] ?? Tally()) }
             tables.append(ReportTable(name: "by_vm", title: "Shutdowns per VM", columns: ["vm"] + columns, rows: rows))
         }
         if let interval = query.interval {
-            var perBucket: [Int64: Tally<Initiator>] = [:]
-            for shutdown in shutdowns {
-                perBucket[interval.bucket(of: shutdown.time), default: Tally()].add(shutdown.initiator)
-            }
+            let perBucket = series
             let rows = perBucket.keys.sorted().map { bucket -> [ReportValue] in
                 [.time(bucket)] + counts(perBucket[bucket] ?? Tally())
             }

@@ -62,13 +62,36 @@ enum StateReport {
         let sessions = try await data.sessions()
         let windowStart = query.since ?? sessions.map(\.startedAt).min() ?? query.end
         let windowEnd = query.end
-        var walk = SessionWalk(sessions: sessions, windowStart: windowStart, windowEnd: windowEnd, query: query)
-        // A session that started before the window replays its events from its start.
-        let replay = sessions.contains { $0.startedAt < windowStart }
-        try data.forEachEvent(named: stateEvents, lookback: replay ? nil : 0) { walk.apply($0) }
+        var rolled = FactTally()
+        let (scan, rollup) = try await data.loadingRollup(.states, into: &rolled)
+        var walk: SessionWalk
+        if let rollup {
+            // The rollup's totals up to its cut, then the sessions still open at the cut, each from
+            // the state the rollup saved for it.
+            let open = sessions.filter { ($0.endedAt ?? query.now) > rollup.cut }
+            walk = SessionWalk(sessions: open, windowStart: rollup.cut, windowEnd: windowEnd, query: query)
+            walk.resume(savedStates(rolled))
+            try scan.forEachEvent(named: stateEvents) { walk.apply($0) }
+        } else {
+            walk = SessionWalk(sessions: sessions, windowStart: windowStart, windowEnd: windowEnd, query: query)
+            // A session that started before the window replays its events from its start.
+            let replay = sessions.contains { $0.startedAt < windowStart }
+            try data.forEachEvent(named: stateEvents, lookback: replay ? nil : 0) { walk.apply($0) }
+        }
         walk.finish()
-        let perMachine = walk.perMachine
-        let openSessions = walk.openSessions
+        var perMachine = walk.perMachine
+        for (machineId, keys) in rolled.values {
+            var accumulator =
+                perMachine[machineId] ?? Accumulator(windowStart: windowStart, windowEnd: windowEnd, interval: nil)
+            for (key, value) in keys {
+                if key == ["covered"] { accumulator.covered += value }
+                if key.count == 2, key[0] == "state", let state = State(rawValue: key[1]) {
+                    accumulator.totals[state, default: 0] += value
+                }
+            }
+            perMachine[machineId] = accumulator
+        }
+        let openSessions = sessions.count { $0.endedAt == nil }
         let windowLength = max(0, windowEnd - windowStart)
         let ids = data.machineNames.keys.sorted { data.name(of: $0) < data.name(of: $1) }
         let columns = ["vm"] + State.allCases.map(\.rawValue) + ["unknown"]
@@ -120,6 +143,44 @@ enum StateReport {
             caveats: caveats
         )
     }
+
+    /// Facts for the rollup over `data` (whose window ends at the cut): per VM `["state", name]` →
+    /// microseconds and `["covered"]` → observed microseconds; per session still open at the cut
+    /// `["session", id]` → the index in ``State/allCases`` of its state there.
+    static func rollupFacts(_ data: ReportData) async throws -> FactTally {
+        let sessions = try await data.sessions()
+        let cut = data.query.end
+        let windowStart = sessions.map(\.startedAt).min() ?? cut
+        var walk = SessionWalk(sessions: sessions, windowStart: windowStart, windowEnd: cut, query: data.query)
+        try data.forEachEvent(named: stateEvents) { walk.apply($0) }
+        walk.finish()
+        var facts = FactTally()
+        for (machineId, accumulator) in walk.perMachine {
+            for (state, duration) in accumulator.totals where duration > 0 {
+                facts.add(machineId, ["state", state.rawValue], duration)
+            }
+            if accumulator.covered > 0 { facts.add(machineId, ["covered"], accumulator.covered) }
+        }
+        for session in sessions where (session.endedAt ?? .max) > cut {
+            if let state = walk.finalStates[session.id], let index = State.allCases.firstIndex(of: state) {
+                facts.add(session.machineId, ["session", String(session.id)], Int64(index))
+            }
+        }
+        return facts
+    }
+
+    /// The states a rollup saved for the sessions open at its cut.
+    static func savedStates(_ facts: FactTally) -> [Int64: State] {
+        var saved: [Int64: State] = [:]
+        for keys in facts.values.values {
+            for (key, value) in keys where key.count == 2 && key[0] == "session" {
+                if let id = Int64(key[1]), State.allCases.indices.contains(Int(value)) {
+                    saved[id] = State.allCases[Int(value)]
+                }
+            }
+        }
+        return saved
+    }
 }
 
 /// Every session's state while the events stream past in arrival order.
@@ -160,10 +221,20 @@ struct SessionWalk {
         walking[event.sessionId] = session
     }
 
+    /// Each session's state when ``finish()`` ended the walk.
+    private(set) var finalStates: [Int64: StateReport.State] = [:]
+
+    /// Starts these sessions in the given states instead of their state at attach (a rollup saved
+    /// where they were at its cut).
+    mutating func resume(_ states: [Int64: StateReport.State]) {
+        for (id, state) in states { walking[id]?.state = state }
+    }
+
     /// Counts every session's last state up to its end (or now).
     mutating func finish() {
-        for session in walking.values {
+        for (id, session) in walking {
             perMachine[session.machineId]?.add(session.state, from: session.time, to: session.end)
+            finalStates[id] = session.state
         }
         walking.removeAll()
     }

@@ -6,8 +6,23 @@ enum SummaryReport {
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
         let sessions = try await data.sessions()
-        let perName = try await data.countEventsByName()
-        let perMachine = try await data.eventSpans()
+        let perName: [(key: String, count: Int64)]
+        let perMachine: [Int64: (count: Int64, first: Int64, last: Int64)]
+        var facts = FactTally()
+        if let rollup = try await data.loadingRollup(.summary, into: &facts).rollup {
+            // The rollup's counts per VM and name, the events after its cut, and each VM's first and
+            // last event from the time index.
+            try await data.countEventsPerMachineAndName(since: rollup.cut, into: &facts)
+            perName = facts.tally { $0.first }.counts.map { (key: $0.key, count: Int64($0.value)) }
+                .sorted { $0.count != $1.count ? $0.count > $1.count : $0.key < $1.key }
+            let counts = facts.perMachine()
+            perMachine = try await data.eventBounds().reduce(into: [:]) { spans, bound in
+                spans[bound.key] = (Int64(counts[bound.key] ?? 0), bound.value.first, bound.value.last)
+            }
+        } else {
+            perName = try await data.countEventsByName()
+            perMachine = try await data.eventSpans()
+        }
         let windowStart = query.since ?? sessions.map(\.startedAt).min() ?? query.end
         let windowLength = max(0, query.end - windowStart)
         var observed: [Int64: Int64] = [:]
@@ -86,6 +101,41 @@ enum SummaryReport {
 }
 
 extension ReportData {
+    /// Adds the events from `since` on to `facts`, per VM and name (`[name]` → count): a range of
+    /// the (machine, time) index per VM.
+    func countEventsPerMachineAndName(since: Int64, into facts: inout FactTally) async throws {
+        var sql = """
+            SELECT machineId, name, COUNT(*) FROM event
+            WHERE machineId IN (SELECT id FROM machine) AND COALESCE(time, received) >= ?
+            """
+        var arguments: StatementArguments = [since]
+        appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)")
+        sql += " GROUP BY machineId, name"
+        for row in try await rows(sql: sql, arguments: arguments, { ($0[0] as Int64, $0[1] as String, $0[2] as Int64) })
+        {
+            facts.add(row.0, [row.1], row.2)
+        }
+    }
+
+    /// Each selected VM's first and last event time over the whole history: two seeks in the
+    /// (machine, time) index per VM.
+    func eventBounds() async throws -> [Int64: (first: Int64, last: Int64)] {
+        var sql = """
+            SELECT id,
+                   (SELECT MIN(COALESCE(time, received)) FROM event WHERE machineId = machine.id),
+                   (SELECT MAX(COALESCE(time, received)) FROM event WHERE machineId = machine.id)
+            FROM machine WHERE 1
+            """
+        var arguments = StatementArguments()
+        appendFilters(to: &sql, arguments: &arguments, timeExpression: "NULL", machineColumn: "id")
+        let rows = try await rows(sql: sql, arguments: arguments) { ($0[0] as Int64, $0[1] as Int64?, $0[2] as Int64?) }
+        var bounds: [Int64: (first: Int64, last: Int64)] = [:]
+        for row in rows {
+            if let first = row.1, let last = row.2 { bounds[row.0] = (first, last) }
+        }
+        return bounds
+    }
+
     /// Event counts grouped by event name, largest first.
     func countEventsByName() async throws -> [(key: String, count: Int64)] {
         var sql = "SELECT name, COUNT(*) FROM event WHERE 1"

@@ -1,16 +1,20 @@
 /// WATCHDOG firings by action and VM.
 enum WatchdogReport {
+    /// Facts: `[action]` per firing.
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
-        var byAction = Tally<String>()
-        var byMachineAction = Tally<[String]>()
+        var facts = FactTally()
         var perBucket: [Int64: Int] = [:]
-        try data.forEachEvent(named: ["WATCHDOG"]) { event in
-            guard query.contains(event.time) else { return }
-            let action = event.action ?? "(none)"
-            byAction.add(action)
-            byMachineAction.add([data.name(of: event.machineId), action])
-            if let interval = query.interval { perBucket[interval.bucket(of: event.time), default: 0] += 1 }
+        let scan = try await data.loadingRollup(.watchdog, into: &facts).scan
+        try count(scan, into: &facts) { time in
+            if let interval = query.interval { perBucket[interval.bucket(of: time), default: 0] += 1 }
+        }
+        let byAction = facts.tally { $0.first }
+        var byMachineAction = Tally<[String]>()
+        for (machineId, keys) in facts.values.sorted(by: { data.name(of: $0.key) < data.name(of: $1.key) }) {
+            for (key, value) in keys.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                byMachineAction.add([data.name(of: machineId), key[0]], Int(value))
+            }
         }
         var tables = [
             ReportTable(
@@ -50,5 +54,14 @@ enum WatchdogReport {
                 "Only firings while qmplog was attached are counted.",
             ]
         )
+    }
+
+    static func count(_ data: ReportData, into facts: inout FactTally, each: (Int64) -> Void = { _ in }) throws {
+        let query = data.query
+        try data.forEachEvent(named: ["WATCHDOG"]) { event in
+            guard query.contains(event.time) else { return }
+            facts.add(event.machineId, [event.action ?? "(none)"])
+            each(event.time)
+        }
     }
 }

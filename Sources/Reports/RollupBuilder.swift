@@ -1,0 +1,48 @@
+public import EventStore
+
+/// Builds the rollup: every report's facts over the history before the current hour.
+///
+/// A report over the whole history then reads these facts plus the events after the cut, instead
+/// of every event (see ``ReportData/loadingRollup(_:into:)``). The facts are counted by the very
+/// code that counts a scan, so both paths give the same report; what differs is only the context
+/// carried across the cut (as across a `--since`): a SHUTDOWN or GUEST_PANICKED repeated across it
+/// is counted again, and a POWERDOWN more than the window before it is forgotten.
+public enum RollupBuilder {
+    /// Counts the facts and replaces the stored rollup, in one write transaction.
+    ///
+    /// - Parameters:
+    ///   - now: the present; the cut is the start of its UTC hour, so events in flight (stamped in
+    ///     the last moments) fall after it.
+    /// - Returns: the rollup stored.
+    @discardableResult
+    public static func rebuild(_ database: EventDatabase, now: Int64) async throws -> Rollup {
+        // Read before any count: an event counted below with a larger id was stamped before the cut
+        // and arrived during the build, which marks the rollup stale (safe, never double-counted).
+        let lastEventId = try await database.lastEventId()
+        let cut = ReportInterval.hour.bucket(of: now)
+        let query = ReportQuery(until: cut, now: cut)
+        let data = try await ReportData(database: database, query: query)
+        var facts: [Rollup.Fact] = []
+        for kind in ReportKind.allCases {
+            var tally = FactTally()
+            switch kind {
+            case .summary: try await data.countEventsPerMachineAndName(since: .min, into: &tally)
+            case .shutdowns: try ShutdownReport.count(data, into: &tally)
+            case .panics: try PanicReport.count(data, into: &tally)
+            case .resets: try ResetReport.count(data, into: &tally)
+            case .watchdog: try WatchdogReport.count(data, into: &tally)
+            case .states: tally = try await StateReport.rollupFacts(data)
+            }
+            facts += tally.facts(report: kind.rawValue)
+        }
+        let rollup = Rollup(
+            cut: cut,
+            lastEventId: lastEventId,
+            powerdownWindow: query.powerdownWindow,
+            builtAt: now,
+            facts: facts
+        )
+        try await database.replaceRollup(rollup)
+        return rollup
+    }
+}

@@ -1,0 +1,88 @@
+import Collector
+import EventStore
+import Foundation
+import QMP
+import QMPTestSupport
+import Reports
+import Testing
+
+/// The rollup must not change a report: rollup facts plus the events after the cut read the same
+/// as a scan of every event, in every format.
+@Suite(.serialized)
+struct RollupTests {
+    /// The whole history, as `qmplog report` asks without --since/--until/--interval.
+    static func wholeHistory(machines: [String] = []) -> ReportQuery {
+        ReportQuery(machines: machines, byMachine: true, now: FixtureDatabase.now)
+    }
+
+    /// Cuts: after every event, and in the middle of the fleet's two days (sessions open across it).
+    static let cuts: [Int64] = [FixtureDatabase.now, 1_795_790_000_000_000]
+
+    @Test(arguments: cuts)
+    func rollupAndTailReadTheSameAsAScan(now: Int64) async throws {
+        let fleet = try await ReportGoldenTests.makeFleet()
+        defer { fleet.remove() }
+        var scanned: [ReportKind: ReportResult] = [:]
+        for kind in ReportKind.allCases {
+            scanned[kind] = try await fleet.run(kind, Self.wholeHistory())
+        }
+
+        let rollup = try await RollupBuilder.rebuild(fleet.database, now: now)
+
+        #expect(rollup.cut <= now && now - rollup.cut < 3_600_000_000)
+        // The middle cut leaves events on both sides; the last one leaves none after it.
+        let rolledEvents = try #require(try await fleet.database.currentRollup(report: "summary")).facts.reduce(0) {
+            $0 + $1.value
+        }
+        let allEvents = Int64(try await fleet.database.allEvents().count)
+        #expect(rolledEvents > 0)
+        #expect(now == FixtureDatabase.now ? rolledEvents == allEvents : rolledEvents < allEvents)
+        for kind in ReportKind.allCases {
+            let fromRollup = try await fleet.run(kind, Self.wholeHistory())
+            for format in ReportFormat.allCases {
+                #expect(
+                    format.render(fromRollup) == format.render(try #require(scanned[kind])),
+                    "\(kind) \(format) with the cut at \(rollup.cut)"
+                )
+            }
+        }
+        // --vm selects the rollup's facts of that VM only.
+        let alpha = try await fleet.run(.shutdowns, Self.wholeHistory(machines: ["alpha"]))
+        #expect(alpha.value("shutdowns") == .integer(3))
+    }
+
+    @Test func aLateEventStampedBeforeTheCutMakesReportsScanAgain() async throws {
+        let fleet = try await ReportGoldenTests.makeFleet()
+        defer { fleet.remove() }
+        try await RollupBuilder.rebuild(fleet.database, now: FixtureDatabase.now)
+        let before = try await fleet.run(.summary, Self.wholeHistory())
+
+        // A host clock behind ours: an event arrives after the build, stamped before the cut.
+        let handle = try await fleet.database.beginSession(
+            NewSession(
+                machine: MachineIdentity(name: "alpha", uuid: nil, endpoint: "unix:/run/alpha.qmp"),
+                endpoint: "unix:/run/alpha.qmp",
+                qemuVersion: "7.2.22",
+                qemuPackage: "fixture",
+                initialStatus: "running",
+                initialRunning: true,
+                startedAt: 1_795_780_000_000_000
+            )
+        )
+        guard
+            case .event(let event) = try QMPMessage(frame: Array(FixtureDatabase.event("STOP", at: 1_795_780_001).utf8))
+        else { throw QEMUTestError("not an event") }
+        try await fleet.database.write(events: [NewEvent(event, session: handle, seq: 1, received: FixtureDatabase.now)]
+        )
+
+        #expect(try await fleet.database.currentRollup(report: "summary") == nil)
+        let after = try await fleet.run(.summary, Self.wholeHistory())
+        let eventsBefore = try #require(Self.count(before))
+        #expect(Self.count(after) == eventsBefore + 1)
+    }
+
+    private static func count(_ result: ReportResult) -> Int64? {
+        if case .integer(let value) = result.value("events") { return value }
+        return nil
+    }
+}
