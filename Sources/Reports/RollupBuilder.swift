@@ -22,13 +22,22 @@ public enum RollupBuilder {
         let cut = ReportInterval.hour.bucket(of: now)
         let query = ReportQuery(until: cut, now: cut)
         let data = try await ReportData(database: database, query: query)
+        // Context is carried over the cut for the sessions still open there.
+        let openAtCut = Set(try await data.sessions().filter { ($0.endedAt ?? .max) > cut }.map(\.id))
         var facts: [Rollup.Fact] = []
         for kind in ReportKind.allCases {
             var tally = FactTally()
             switch kind {
             case .summary: try await data.countEventsPerMachineAndName(since: .min, into: &tally)
-            case .shutdowns: try ShutdownReport.count(data, into: &tally)
-            case .panics: try PanicReport.count(data, into: &tally)
+            case .shutdowns:
+                for (session, machineId) in try ShutdownReport.count(data, into: &tally)
+                where openAtCut.contains(session) {
+                    tally.add(machineId, [FactTally.carry, "pending", String(session)])
+                }
+            case .panics:
+                for (session, panic) in try PanicReport.count(data, into: &tally) where openAtCut.contains(session) {
+                    tally.add(panic.machineId, [FactTally.carry, "panic", String(session)] + PanicReport.key(panic))
+                }
             case .resets: try ResetReport.count(data, into: &tally)
             case .watchdog: try WatchdogReport.count(data, into: &tally)
             case .states: tally = try await StateReport.rollupFacts(data)

@@ -14,6 +14,6 @@ struct QMPLogCommand: AsyncParsableCommand {
             $XDG_STATE_HOME/qmplog/events.sqlite (~/.local/state/qmplog/events.sqlite).
             """,
         version: "0.1.0",
-        subcommands: [Record.self, Report.self, Export.self, Vms.self, Demo.self]
+        subcommands: [Record.self, Report.self, Export.self, Vms.self, Rollup.self, Demo.self]
     )
 }

@@ -51,6 +51,72 @@ struct RollupTests {
         #expect(alpha.value("shutdowns") == .integer(3))
     }
 
+    /// What a count carries over the cut: a SHUTDOWN repeated after it is still a duplicate, a
+    /// GUEST_PANICKED repeated after it (QEMU < 6.0) still one panic with the last action, and a
+    /// paused VM still paused.
+    @Test func contextCarriedAcrossTheCut() async throws {
+        let fixture = try await FixtureDatabase([
+            (
+                "old-qemu",
+                [
+                    .init(
+                        lines: [
+                            FixtureDatabase.event("STOP", at: 1_795_780_000),
+                            FixtureDatabase.event(
+                                "GUEST_PANICKED",
+                                at: 1_795_780_100,
+                                data:
+                                    #"{"action": "pause", "info": {"type": "s390", "reason": "disabled-wait", "core": 0, "psw-mask": 0, "psw-addr": 0}}"#
+                            ),
+                            FixtureDatabase.event(
+                                "GUEST_PANICKED",
+                                at: 1_795_790_100,
+                                data:
+                                    #"{"action": "poweroff", "info": {"type": "s390", "reason": "disabled-wait", "core": 0, "psw-mask": 0, "psw-addr": 0}}"#
+                            ),
+                        ],
+                        qemuVersion: "5.2.0",
+                        open: true
+                    )
+                ]
+            ),
+            (
+                "sigterm",
+                [
+                    .init(
+                        lines: [
+                            FixtureDatabase.event(
+                                "SHUTDOWN",
+                                at: 1_795_780_000,
+                                data: #"{"guest": false, "reason": "host-signal"}"#
+                            ),
+                            FixtureDatabase.event(
+                                "SHUTDOWN",
+                                at: 1_795_790_100,
+                                data: #"{"guest": false, "reason": "host-signal"}"#
+                            ),
+                        ],
+                        open: true
+                    )
+                ]
+            ),
+        ])
+        defer { fixture.remove() }
+        var scanned: [ReportKind: ReportResult] = [:]
+        for kind in ReportKind.allCases { scanned[kind] = try await fixture.run(kind, Self.wholeHistory()) }
+        #expect(scanned[.panics]?.value("panics") == .integer(1))
+        #expect(scanned[.shutdowns]?.value("duplicates_ignored") == .integer(1))
+
+        try await RollupBuilder.rebuild(fixture.database, now: 1_795_790_000_000_000)
+
+        for kind in ReportKind.allCases {
+            let fromRollup = try await fixture.run(kind, Self.wholeHistory())
+            #expect(ReportFormat.json.render(fromRollup) == ReportFormat.json.render(try #require(scanned[kind])))
+        }
+        let panics = try await fixture.run(.panics, Self.wholeHistory())
+        #expect(panics.table("by_action")?.rows == [["poweroff", 1]])
+    }
+
     @Test func aLateEventStampedBeforeTheCutMakesReportsScanAgain() async throws {
         let fleet = try await ReportGoldenTests.makeFleet()
         defer { fleet.remove() }

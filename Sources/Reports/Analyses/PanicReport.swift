@@ -1,3 +1,5 @@
+import EventStore
+
 /// GUEST_PANICKED grouped by crash type, s390 reason, hyper-v bugcheck code, action and VM.
 ///
 /// QEMU before 6.0 sends two GUEST_PANICKED per panic (action pause, then poweroff): consecutive
@@ -18,8 +20,22 @@ enum PanicReport {
         let query = data.query
         var facts = FactTally()
         var series: [Int64: Int] = [:]
-        let scan = try await data.loadingRollup(.panics, into: &facts).scan
-        try count(scan, into: &facts) { time in
+        let (scan, rollup) = try await data.loadingRollup(.panics, into: &facts)
+        var open: [Int64: Panic] = [:]
+        for carried in rollup?.carried("panic") ?? [] where carried.key.count == 5 {
+            let parts = Array(carried.key)
+            if let session = Int64(parts[0]) {
+                open[session] = Panic(
+                    machineId: carried.machineId,
+                    time: rollup?.cut ?? 0,
+                    type: parts[1],
+                    reason: parts[2] == "(none)" ? nil : parts[2],
+                    code: parts[3] == "(none)" ? nil : parts[3],
+                    action: parts[4]
+                )
+            }
+        }
+        try count(scan, into: &facts, open: open) { time in
             if let interval = query.interval { series[interval.bucket(of: time), default: 0] += 1 }
         }
         return result(facts, series: series, data: data)
@@ -27,13 +43,22 @@ enum PanicReport {
 
     /// Merges and classifies the GUEST_PANICKED events in `data`'s window into `facts`; `each` sees
     /// the time of every counted panic.
-    static func count(_ data: ReportData, into facts: inout FactTally, each: (Int64) -> Void = { _ in }) throws {
+    ///
+    /// - Parameter open: per session, a panic counted before the window (across a rollup's cut) that
+    ///   a repeat may still change; it is taken out of `facts` and counted again when it closes.
+    /// - Returns: the panics still open at the end (they are counted in `facts` too).
+    @discardableResult
+    static func count(
+        _ data: ReportData,
+        into facts: inout FactTally,
+        open: [Int64: Panic] = [:],
+        each: (Int64) -> Void = { _ in }
+    ) throws -> [Int64: Panic] {
         let query = data.query
-        var openPanic: [Int64: Panic] = [:]  // per session, a panic not yet followed by RESUME/RESET
+        var openPanic = open  // per session, a panic not yet followed by RESUME/RESET
+        for panic in open.values { facts.add(panic.machineId, key(panic), -1) }
         func close(_ panic: Panic) {
-            let reason = panic.type == "s390" ? panic.reason ?? "(none)" : ""
-            let code = panic.type == "hyper-v" ? panic.code ?? "(none)" : ""
-            facts.add(panic.machineId, [panic.type, reason, code, panic.action])
+            facts.add(panic.machineId, key(panic))
             each(panic.time)
         }
         try data.forEachEvent(named: ["GUEST_PANICKED", "RESUME", "RESET"]) { event in
@@ -59,6 +84,14 @@ enum PanicReport {
             )
         }
         for session in openPanic.keys.sorted() { openPanic[session].map(close) }
+        return openPanic
+    }
+
+    /// A panic's fact: type, s390 reason, hyper-v code (empty where not applicable), action.
+    static func key(_ panic: Panic) -> [String] {
+        let reason = panic.type == "s390" ? panic.reason ?? "(none)" : ""
+        let code = panic.type == "hyper-v" ? panic.code ?? "(none)" : ""
+        return [panic.type, reason, code, panic.action]
     }
 
     static func result(_ facts: FactTally, series: [Int64: Int], data: ReportData) -> ReportResult {

@@ -17,22 +17,32 @@ enum ShutdownReport {
     static func run(_ data: ReportData) async throws -> ReportResult {
         var facts = FactTally()
         var series: [Int64: Tally<Initiator>] = [:]
-        let scan = try await data.loadingRollup(.shutdowns, into: &facts).scan
-        try count(scan, into: &facts) { time, initiator in
+        let (scan, rollup) = try await data.loadingRollup(.shutdowns, into: &facts)
+        var pending: [Int64: Int64] = [:]
+        for carried in rollup?.carried("pending") ?? [] {
+            if let session = Int64(carried.key[carried.key.startIndex]) { pending[session] = carried.machineId }
+        }
+        try count(scan, into: &facts, pending: pending) { time, initiator in
             if let interval = data.query.interval { series[interval.bucket(of: time), default: Tally()].add(initiator) }
         }
         return result(facts, series: series, data: data)
     }
 
     /// Classifies the SHUTDOWNs in `data`'s window into `facts`; `each` sees every counted one.
+    ///
+    /// - Parameter pending: sessions (→ VM) whose last SHUTDOWN before the window had no RESUME or
+    ///   RESET after it, carried over a rollup's cut.
+    /// - Returns: the sessions in that state at the end.
+    @discardableResult
     static func count(
         _ data: ReportData,
         into facts: inout FactTally,
+        pending: [Int64: Int64] = [:],
         each: (_ time: Int64, _ initiator: Initiator) -> Void = { _, _ in }
-    ) throws {
+    ) throws -> [Int64: Int64] {
         let query = data.query
         var lastPowerdown: [Int64: Int64] = [:]
-        var shutdownPending: Set<Int64> = []  // sessions with a SHUTDOWN and no RESUME/RESET since
+        var shutdownPending = pending  // sessions with a SHUTDOWN and no RESUME/RESET since → VM
         try data.forEachEvent(
             named: ["SHUTDOWN", "POWERDOWN", "RESUME", "RESET"],
             lookback: query.powerdownWindow
@@ -41,9 +51,9 @@ enum ShutdownReport {
             case "POWERDOWN":
                 lastPowerdown[event.machineId] = event.time
             case "RESUME", "RESET":
-                shutdownPending.remove(event.sessionId)
+                shutdownPending.removeValue(forKey: event.sessionId)
             default:  // SHUTDOWN
-                guard shutdownPending.insert(event.sessionId).inserted else {
+                guard shutdownPending.updateValue(event.machineId, forKey: event.sessionId) == nil else {
                     if query.contains(event.time) { facts.add(event.machineId, ["duplicate"]) }
                     return
                 }
@@ -62,6 +72,7 @@ enum ShutdownReport {
                 each(event.time, initiator)
             }
         }
+        return shutdownPending
     }
 
     /// One count per initiator, then the total.

@@ -70,7 +70,7 @@ enum StateReport {
             // the state the rollup saved for it.
             let open = sessions.filter { ($0.endedAt ?? query.now) > rollup.cut }
             walk = SessionWalk(sessions: open, windowStart: rollup.cut, windowEnd: windowEnd, query: query)
-            walk.resume(savedStates(rolled))
+            walk.resume(savedStates(rollup))
             try scan.forEachEvent(named: stateEvents) { walk.apply($0) }
         } else {
             walk = SessionWalk(sessions: sessions, windowStart: windowStart, windowEnd: windowEnd, query: query)
@@ -145,8 +145,8 @@ enum StateReport {
     }
 
     /// Facts for the rollup over `data` (whose window ends at the cut): per VM `["state", name]` →
-    /// microseconds and `["covered"]` → observed microseconds; per session still open at the cut
-    /// `["session", id]` → the index in ``State/allCases`` of its state there.
+    /// microseconds and `["covered"]` → observed microseconds; carried, per session still open at
+    /// the cut, `["carry", "state", id]` → the index in ``State/allCases`` of its state there.
     static func rollupFacts(_ data: ReportData) async throws -> FactTally {
         let sessions = try await data.sessions()
         let cut = data.query.end
@@ -163,20 +163,18 @@ enum StateReport {
         }
         for session in sessions where (session.endedAt ?? .max) > cut {
             if let state = walk.finalStates[session.id], let index = State.allCases.firstIndex(of: state) {
-                facts.add(session.machineId, ["session", String(session.id)], Int64(index))
+                facts.add(session.machineId, [FactTally.carry, "state", String(session.id)], Int64(index))
             }
         }
         return facts
     }
 
     /// The states a rollup saved for the sessions open at its cut.
-    static func savedStates(_ facts: FactTally) -> [Int64: State] {
+    static func savedStates(_ rollup: Rollup) -> [Int64: State] {
         var saved: [Int64: State] = [:]
-        for keys in facts.values.values {
-            for (key, value) in keys where key.count == 2 && key[0] == "session" {
-                if let id = Int64(key[1]), State.allCases.indices.contains(Int(value)) {
-                    saved[id] = State.allCases[Int(value)]
-                }
+        for carried in rollup.carried("state") {
+            if let id = carried.key.first.flatMap({ Int64($0) }), State.allCases.indices.contains(Int(carried.value)) {
+                saved[id] = State.allCases[Int(carried.value)]
             }
         }
         return saved

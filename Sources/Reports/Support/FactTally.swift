@@ -7,16 +7,22 @@ import EventStore
 struct FactTally {
     private(set) var values: [Int64: [[String]: Int64]] = [:]
 
+    /// Adds `value` (which may be negative: a carried panic taken back) to the VM's `key`.
     mutating func add(_ machineId: Int64, _ key: [String], _ value: Int64 = 1) {
-        values[machineId, default: [:]][key, default: 0] += value
+        let total = (values[machineId]?[key] ?? 0) + value
+        values[machineId, default: [:]][key] = total == 0 ? nil : total
     }
 
-    /// Adds the rollup's facts for the machines `data` selected.
+    /// Adds the rollup's facts for the machines `data` selected (not the carried context).
     mutating func load(_ facts: [Rollup.Fact], for data: ReportData) {
-        for fact in facts where data.machineNames[fact.machineId] != nil {
+        for fact in facts where data.machineNames[fact.machineId] != nil && fact.key.first != Self.carry {
             add(fact.machineId, fact.key, fact.value)
         }
     }
+
+    /// The first key part of the context a count carries across a rollup's cut: a session's state,
+    /// a SHUTDOWN not yet followed by RESUME or RESET, a panic that may still be repeated.
+    static let carry = "carry"
 
     /// Every value as a rollup fact of `report`.
     func facts(report: String) -> [Rollup.Fact] {
@@ -48,6 +54,17 @@ struct FactTally {
 
     private func sortedEntries(of machineId: Int64) -> [(key: [String], value: Int64)] {
         (values[machineId] ?? [:]).sorted { $0.key.lexicographicallyPrecedes($1.key) }
+    }
+}
+
+extension Rollup {
+    /// The carried context of `kind` (`["carry", kind, …]`): per fact its VM, the rest of its key
+    /// and its value.
+    func carried(_ kind: String) -> [(machineId: Int64, key: ArraySlice<String>, value: Int64)] {
+        facts.compactMap { fact in
+            guard fact.key.count > 2, fact.key[0] == FactTally.carry, fact.key[1] == kind else { return nil }
+            return (fact.machineId, fact.key.dropFirst(2), fact.value)
+        }
     }
 }
 
