@@ -9,7 +9,8 @@ struct HelpSnapshotTests {
     @Test(arguments: [
         ("qmplog", QMPLogCommand.self as any ParsableCommand.Type),
         ("record", QMPLogCommand.Record.self), ("report", QMPLogCommand.Report.self),
-        ("export", QMPLogCommand.Export.self), ("vms", QMPLogCommand.Vms.self), ("demo", QMPLogCommand.Demo.self),
+        ("export", QMPLogCommand.Export.self), ("vms", QMPLogCommand.Vms.self), ("rollup", QMPLogCommand.Rollup.self),
+        ("demo", QMPLogCommand.Demo.self),
     ])
     func helpMatchesItsGoldenFile(_ name: String, command: any ParsableCommand.Type) throws {
         let help = QMPLogCommand.helpMessage(for: command, columns: 80)

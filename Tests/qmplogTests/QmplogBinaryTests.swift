@@ -55,6 +55,34 @@ struct QmplogBinaryTests {
         #expect(qemu.isRunning, "stopping the recorder never touches the VM")
     }
 
+    @Test(.enabled(if: QEMUProcess.shouldRun))
+    func theRecorderKeepsTheReportRollupFresh() async throws {
+        let qemu = try QEMUProcess()
+        defer { qemu.terminate() }
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("events.sqlite")
+        let qmplog = try runQmplog(
+            ["record", "--rollup-every", "1", "--db", database, qemu.recorderSocket],
+            in: directory
+        )
+        defer { qmplog.kill9() }
+        try await waitForSession(database: database)
+        let driver = try QMPTestDriver(path: qemu.controlSocket)
+        try driver.execute("cont")
+        try driver.execute("stop")
+
+        // Rebuilt once the events are in (the cut is the start of the hour, so they count after it).
+        try await waitUntil {
+            try await EventDatabase.openForReading(path: database).rollupHeader()?.lastEventId == 2
+        }
+        qmplog.send(signal: SIGTERM)
+        #expect(try await qmplog.waitForExit() == 0, "\(output(directory))")
+        let store = try EventDatabase.openForReading(path: database)
+        #expect(try await store.currentRollup(report: "summary") != nil)
+        #expect(output(directory).contains("Rebuilt the report rollup"))
+    }
+
     @Test func aMissingSocketWithOnceExitsNonZeroNamingThePath() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

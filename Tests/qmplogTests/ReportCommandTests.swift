@@ -86,5 +86,15 @@ struct ReportCommandTests {
         #expect(exportCode == 0)
         #expect(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count == events.count)
         #expect(try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int == 0o600)
+
+        // After `qmplog rollup` the same question gets the same answer (from the rollup's facts).
+        let shutdowns = ["report", "shutdowns", "--db", database, "--format", "csv"]
+        let (_, scanned) = try await QmplogBinaryTests.run(shutdowns, in: directory)
+        let (rollupCode, rollupOutput) = try await QmplogBinaryTests.run(["rollup", "--db", database], in: directory)
+        #expect(rollupCode == 0)
+        #expect(rollupOutput.hasPrefix("Rolled up "), "\(rollupOutput)")
+        #expect(try await EventDatabase.openForReading(path: database).currentRollup(report: "shutdowns") != nil)
+        let (_, rolled) = try await QmplogBinaryTests.run(shutdowns, in: directory)
+        #expect(rolled == scanned)
     }
 }

@@ -72,6 +72,14 @@ extension QMPLogCommand {
         @Option(help: "Largest QMP message accepted, in bytes.")
         var maxMessageSize: Int = 16 << 20
 
+        @Option(
+            help: ArgumentHelp(
+                "Rebuild the totals behind fast whole-history reports this often, in seconds; 0: never.",
+                valueName: "seconds"
+            )
+        )
+        var rollupEvery: Int = 6 * 3600
+
         @OptionGroup var logging: LoggingOptions
 
         @Argument(help: ArgumentHelp("QMP monitors to record.", valueName: "target"))
@@ -102,6 +110,7 @@ extension QMPLogCommand {
                     throw ValidationError(error.message)
                 }
             }
+            guard rollupEvery >= 0 else { throw ValidationError("--rollup-every must not be negative.") }
             guard greetingTimeout > 0 else { throw ValidationError("--greeting-timeout must be positive.") }
             guard maxMessageSize >= 1024 else { throw ValidationError("--max-message-size must be at least 1024.") }
         }
@@ -130,9 +139,21 @@ extension QMPLogCommand {
                 ]
             )
             let service = CollectorService(configuration: configuration, database: database, logger: logger)
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)
+            ]
+            if !once, rollupEvery > 0 {
+                let maintenance = RollupMaintenance(
+                    database: database,
+                    logger: logger,
+                    period: Int64(rollupEvery) * 1_000_000,
+                    now: FilterOptions.now
+                )
+                services.append(.init(service: maintenance, successTerminationBehavior: .ignore))
+            }
             let group = ServiceGroup(
                 configuration: ServiceGroupConfiguration(
-                    services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                    services: services,
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger
                 )

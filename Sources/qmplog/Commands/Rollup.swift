@@ -5,7 +5,7 @@ import Reports
 extension QMPLogCommand {
     struct Rollup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Precompute the totals that make whole-history reports fast.",
+            abstract: "Precompute totals for fast whole-history reports.",
             discussion: """
                 A report without --since, --until and --interval reads per-VM totals counted up to \
                 the start of the hour the rollup was built, plus the events after it, instead of \
