@@ -37,7 +37,9 @@ public struct CollectorConfiguration: Sendable {
         self.watchDirectories = watchDirectories
         self.watchInterval = watchInterval
         self.once = once
+        // The recorder takes events in the pipeline (see SessionEventSink), not from the async stream.
         self.client = client
+        self.client.deliversEventsToSink = true
         self.reconnect = reconnect
         self.maximumPendingEvents = maximumPendingEvents
         self.now = now

@@ -42,7 +42,7 @@ public struct CollectorService: Service, CustomStringConvertible {
             }
             group.addTask {
                 let failures = await cancelWhenGracefulShutdown { await recordAll(writer: writer) }
-                await writer.finish()
+                writer.finish()
                 return failures
             }
             var failures: [String] = []

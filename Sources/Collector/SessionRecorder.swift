@@ -1,6 +1,7 @@
 public import EventStore
 import Logging
 public import QMP
+import Synchronization
 
 /// Records one negotiated connection: identify the VM, open a session, stream its events to the
 /// writer, and close the session with why it ended.
@@ -43,22 +44,20 @@ struct SessionRecorder: Sendable {
                 "machine.status": "\(status?["status"]?.stringValue ?? "unknown")",
             ]
         )
-        var seq: Int64 = 0
+        // Events go from the connection's event loop to the writer (held since the greeting until
+        // now); this task waits for the connection to end.
+        let sink = SessionEventSink(session: handle, writer: writer, now: configuration.now)
+        try await connection.deliverEvents(to: sink)
         do {
-            while let events = try await connection.nextEvents() {
-                let received = configuration.now()
-                let rows = events.map { event in
-                    seq += 1
-                    return NewEvent(event, session: handle, seq: seq, received: received)
-                }
-                await writer.append(rows)
-            }
+            while let events = try await connection.nextEvents() { _ = sink.receive(events, resume: {}) }
             let reason = Task.isCancelled ? "recorder-stopped" : "eof"
-            await writer.end(SessionEnd(sessionId: handle.sessionId, endedAt: configuration.now(), reason: reason))
-            logger.info("Session ended", metadata: ["session.end": "\(reason)", "session.events": "\(seq)"])
+            let count = sink.close()
+            writer.end(SessionEnd(sessionId: handle.sessionId, endedAt: configuration.now(), reason: reason))
+            logger.info("Session ended", metadata: ["session.end": "\(reason)", "session.events": "\(count)"])
         } catch {
             let reason = Task.isCancelled ? "recorder-stopped" : "error: \(error)"
-            await writer.end(SessionEnd(sessionId: handle.sessionId, endedAt: configuration.now(), reason: reason))
+            sink.close()
+            writer.end(SessionEnd(sessionId: handle.sessionId, endedAt: configuration.now(), reason: reason))
             throw error
         }
     }
@@ -70,6 +69,48 @@ struct SessionRecorder: Sendable {
         } catch let error as QMPError where error.code == .commandFailed {
             logger.debug("Query failed", metadata: ["qmp.command": "\(command.name)", "error": "\(error)"])
             return nil
+        }
+    }
+}
+
+/// Numbers a session's events and queues them for the writer, on the connection's event loop.
+final class SessionEventSink: QMPEventSink {
+    private struct State {
+        var seq: Int64 = 0
+        var closed = false
+    }
+
+    private let session: SessionHandle
+    private let writer: EventWriter
+    private let now: @Sendable () -> Int64
+    private let state = Mutex(State())
+
+    init(session: SessionHandle, writer: EventWriter, now: @escaping @Sendable () -> Int64) {
+        self.session = session
+        self.writer = writer
+        self.now = now
+    }
+
+    func receive(_ events: [QMPEvent], resume: @escaping @Sendable () -> Void) -> Bool {
+        let received = now()
+        let rows: [NewEvent]? = state.withLock { state in
+            // After the session's end is queued, late events would follow it: the session is over.
+            guard !state.closed else { return nil }
+            return events.map { event in
+                state.seq += 1
+                return NewEvent(event, session: session, seq: state.seq, received: received)
+            }
+        }
+        guard let rows else { return true }
+        return writer.enqueue(rows, resume: resume)
+    }
+
+    /// Takes no more events; returns how many it took.
+    @discardableResult
+    func close() -> Int64 {
+        state.withLock { state in
+            state.closed = true
+            return state.seq
         }
     }
 }

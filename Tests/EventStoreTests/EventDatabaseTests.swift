@@ -18,7 +18,7 @@ struct EventDatabaseTests {
         let migrations = try await database.writer.read {
             try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations")
         }
-        #expect(migrations == ["v1-events", "v2-effective-time-indexes"])
+        #expect(migrations == ["v1-events", "v2-effective-time-indexes", "v3-rollup"])
     }
 
     @Test func timeWindowsOnTheEffectiveTimeUseAnIndex() async throws {

@@ -36,17 +36,18 @@ public enum QMPClient {
 
     /// Negotiates on an established channel, runs `body`, and closes the channel.
     static func run<Result: Sendable>(
-        _ channel: MessageChannel,
+        _ channel: QMPChannel,
         endpoint: QMPEndpoint,
         peer: String?,
         configuration: QMPClientConfiguration,
         _ body: (QMPConnection) async throws -> Result
     ) async throws -> Result {
-        try await channel.executeThenClose { inbound, outbound in
+        try await channel.messages.executeThenClose { inbound, outbound in
             let connection = QMPConnection(
                 endpoint: endpoint,
                 peer: peer,
-                channel: channel.channel,
+                channel: channel.messages.channel,
+                batcher: channel.batcher,
                 inbound: inbound.makeAsyncIterator(),
                 outbound: outbound,
                 configuration: configuration
@@ -57,27 +58,36 @@ public enum QMPClient {
     }
 
     /// Sets up the QMP pipeline (framing with the size cap, decoding, batching) on a new channel.
-    static func makeMessageChannel(_ channel: any Channel, maximumMessageSize: Int) throws -> MessageChannel {
+    static func makeMessageChannel(_ channel: any Channel, configuration: QMPClientConfiguration) throws -> QMPChannel {
         try channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(QMPFrameDecoder(maximumMessageSize: maximumMessageSize))
+            ByteToMessageHandler(QMPFrameDecoder(maximumMessageSize: configuration.maximumMessageSize))
         )
-        try channel.pipeline.syncOperations.addHandler(QMPMessageBatcher())
-        return try MessageChannel(wrappingChannelSynchronously: channel)
+        let batcher = QMPMessageBatcher(holdsEvents: configuration.deliversEventsToSink)
+        try channel.pipeline.syncOperations.addHandler(batcher)
+        return QMPChannel(
+            messages: try MessageChannel(wrappingChannelSynchronously: channel),
+            batcher: NIOLoopBound(batcher, eventLoop: channel.eventLoop)
+        )
     }
 
     typealias MessageChannel = NIOAsyncChannel<[QMPMessage], ByteBuffer>
+
+    /// A channel with the QMP pipeline: its async side, and the batcher a sink is installed on.
+    struct QMPChannel: Sendable {
+        let messages: MessageChannel
+        let batcher: NIOLoopBound<QMPMessageBatcher>
+    }
 
     static func connect(
         to endpoint: QMPEndpoint,
         configuration: QMPClientConfiguration,
         group: any EventLoopGroup
-    ) async throws(QMPError) -> MessageChannel {
+    ) async throws(QMPError) -> QMPChannel {
         if case .unixSocket(let path) = endpoint { try checkSocketPath(path) }
         let bootstrap = ClientBootstrap(group: group).connectTimeout(.seconds(10))
-        let maximumMessageSize = configuration.maximumMessageSize
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<MessageChannel> = { channel in
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<QMPChannel> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                try makeMessageChannel(channel, maximumMessageSize: maximumMessageSize)
+                try makeMessageChannel(channel, configuration: configuration)
             }
         }
         do {
@@ -133,6 +143,7 @@ public final class QMPConnection {
     public private(set) var greeting = QMPGreeting(major: 0, minor: 0, micro: 0, package: "", capabilities: [])
 
     private let channel: any Channel
+    private let batcher: NIOLoopBound<QMPMessageBatcher>
     private var inbound: NIOAsyncChannelInboundStream<[QMPMessage]>.AsyncIterator
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     private let configuration: QMPClientConfiguration
@@ -144,6 +155,7 @@ public final class QMPConnection {
         endpoint: QMPEndpoint,
         peer: String?,
         channel: any Channel,
+        batcher: NIOLoopBound<QMPMessageBatcher>,
         inbound: NIOAsyncChannelInboundStream<[QMPMessage]>.AsyncIterator,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
         configuration: QMPClientConfiguration
@@ -151,6 +163,7 @@ public final class QMPConnection {
         self.endpoint = endpoint
         self.peer = peer
         self.channel = channel
+        self.batcher = batcher
         self.inbound = inbound
         self.outbound = outbound
         self.configuration = configuration
@@ -220,8 +233,17 @@ public final class QMPConnection {
         }
     }
 
+    /// Sends every event from now on to `sink`, on the event loop, starting with the events held
+    /// since the greeting (with ``QMPClientConfiguration/deliversEventsToSink``; events already
+    /// returned by ``nextEvents()`` or buffered for it are not repeated: take those first).
+    public func deliverEvents(to sink: any QMPEventSink) async throws {
+        let batcher = self.batcher
+        try await channel.eventLoop.submit { batcher.value.install(sink) }.get()
+    }
+
     /// The next events, in arrival order, as many as one socket read brought; `nil` once the peer has
-    /// closed the connection.
+    /// closed the connection. With ``QMPClientConfiguration/deliversEventsToSink`` events go to the
+    /// sink instead, and this returns `nil` at the end (or throws why the connection failed).
     ///
     /// - Throws: ``QMPError`` for a malformed or oversized message; the connection is unusable after it.
     public func nextEvents() async throws -> [QMPEvent]? {

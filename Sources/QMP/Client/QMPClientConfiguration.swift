@@ -7,12 +7,17 @@ public struct QMPClientConfiguration: Sendable {
     public var greetingTimeout: Duration
     /// How long to wait for the reply to one command.
     public var replyTimeout: Duration
+    /// Events after the greeting wait for a sink (``QMPConnection/deliverEvents(to:)``) instead of
+    /// coming from ``QMPConnection/nextEvents()``, which then only reports the connection's end.
+    public var deliversEventsToSink: Bool
 
     public init(
         maximumMessageSize: Int = 16 << 20,
         greetingTimeout: Duration = .seconds(5),
-        replyTimeout: Duration = .seconds(10)
+        replyTimeout: Duration = .seconds(10),
+        deliversEventsToSink: Bool = false
     ) {
+        self.deliversEventsToSink = deliversEventsToSink
         self.maximumMessageSize = maximumMessageSize
         self.greetingTimeout = greetingTimeout
         self.replyTimeout = replyTimeout

@@ -26,15 +26,14 @@ public enum QMPListener {
         onListening: @Sendable () -> Void = {},
         handler: @escaping @Sendable (Result<QMPConnection, any Error>) async -> Void
     ) async throws {
-        let maximumMessageSize = configuration.maximumMessageSize
-        let server: NIOAsyncChannel<QMPClient.MessageChannel, Never>
+        let server: NIOAsyncChannel<QMPClient.QMPChannel, Never>
         // The socket is created with the umask's mode: make it 0600 from the start.
         let previousMask = umask(0o177)
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try QMPClient.makeMessageChannel(channel, maximumMessageSize: maximumMessageSize)
+                        try QMPClient.makeMessageChannel(channel, configuration: configuration)
                     }
                 }
             umask(previousMask)
@@ -52,7 +51,7 @@ public enum QMPListener {
             try await withThrowingDiscardingTaskGroup { group in
                 for try await child in inbound {
                     group.addTask {
-                        let peer = await peerDescription(child.channel)
+                        let peer = await peerDescription(child.messages.channel)
                         do {
                             try await QMPClient.run(child, endpoint: endpoint, peer: peer, configuration: configuration)
                             {

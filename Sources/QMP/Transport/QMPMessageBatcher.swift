@@ -4,17 +4,61 @@ import NIOCore
 ///
 /// Handing a batch to the async consumer per read instead of one message at a time keeps the
 /// per-message cost of crossing into Swift concurrency out of the hot path during floods.
+///
+/// When it holds events (``QMPClientConfiguration/deliversEventsToSink``), events after the greeting
+/// do not go to the async consumer: they wait here until a ``QMPEventSink`` is installed, then go
+/// to it straight from the event loop, per read.
 final class QMPMessageBatcher: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = [QMPMessage]
 
     private var batch: [QMPMessage] = []
+    private let holdsEvents: Bool
+    private var seenGreeting = false
+    private var held: [QMPEvent] = []
+    private var sink: (any QMPEventSink)?
+    private var channel: (any Channel)?
+    /// Reading stopped: the sink asked for it, or too many events wait for a sink.
+    private var paused = false
+
+    /// Events held for a sink not yet installed beyond which the socket is no longer read.
+    static let maximumHeld = 10_000
+
+    init(holdsEvents: Bool = false) {
+        self.holdsEvents = holdsEvents
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        channel = context.channel
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        channel = nil
+    }
+
+    /// Installs `sink` and hands it the events held so far, also after the channel closed. Call on
+    /// the channel's event loop.
+    func install(_ sink: any QMPEventSink) {
+        self.sink = sink
+        let wasPaused = paused
+        deliverHeld()
+        if wasPaused, !paused { setReading(true) }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = Self.unwrapInboundIn(data)
         do {
             let message = try frame.withUnsafeReadableBytes { bytes in try QMPMessage(frame: bytes) }
-            batch.append(message)
+            switch message {
+            case .event(let event) where holdsEvents && seenGreeting:
+                held.append(event)
+                if sink == nil, held.count >= Self.maximumHeld, !paused { setReading(false) }
+            case .greeting:
+                seenGreeting = true
+                batch.append(message)
+            default:
+                batch.append(message)
+            }
         } catch {
             flush(context: context)
             context.fireErrorCaught(error)
@@ -38,9 +82,32 @@ final class QMPMessageBatcher: ChannelInboundHandler {
     }
 
     private func flush(context: ChannelHandlerContext) {
+        // Events first: the async side may be waiting for EOF to end the session.
+        deliverHeld()
         guard !batch.isEmpty else { return }
         let messages = batch
         batch.removeAll(keepingCapacity: true)
         context.fireChannelRead(Self.wrapInboundOut(messages))
+    }
+
+    private func deliverHeld() {
+        guard let sink, !held.isEmpty else { return }
+        let events = held
+        held.removeAll(keepingCapacity: true)
+        paused = false
+        guard !sink.receive(events, resume: resumer()) else { return }
+        setReading(false)
+    }
+
+    /// A closure that turns reading back on, from any thread.
+    private func resumer() -> @Sendable () -> Void {
+        guard let eventLoop = channel?.eventLoop else { return {} }
+        let batcher = NIOLoopBound(self, eventLoop: eventLoop)
+        return { eventLoop.execute { batcher.value.setReading(true) } }
+    }
+
+    private func setReading(_ on: Bool) {
+        paused = !on
+        channel?.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
     }
 }

@@ -2,8 +2,8 @@ import GRDBSQLite
 
 /// Formats the current row of the export's statement as CSV or JSON, straight into the output.
 ///
-/// Column order is the export query's: id, vm, time, seconds, microseconds, received, event, guest,
-/// reason, action, panic_type, panic_reason, data. Text is read as UTF-8 from SQLite's own memory
+/// Column order is the export query's: id, machineId (written as the VM's name), time, seconds,
+/// microseconds, received, event, guest, reason, action, panic_type, panic_reason, data. Text is read as UTF-8 from SQLite's own memory
 /// (valid for the current step only) and escaped byte by byte.
 struct ExportRow {
     /// The data column compacted, for CSV (whose quoting depends on the compacted text).
@@ -15,13 +15,54 @@ struct ExportRow {
     /// This row's text columns (indexed by column; the rest stay `nil`), read once per row: every
     /// `sqlite3_column_*` call takes the connection's mutex.
     private var texts = [UnsafeBufferPointer<UInt8>?](repeating: nil, count: 13)
-    private static let textColumns: [Int32] = [1, 6, 8, 9, 10, 11, 12]
+    private static let textColumns: [Int32] = [6, 8, 9, 10, 11, 12]
+    /// Every VM's display name, UTF-8, in one allocation; `names` points into it.
+    private let nameBytes: UnsafeMutableBufferPointer<UInt8>
+    private let names: [Int64: UnsafeBufferPointer<UInt8>]
+    /// The last timestamp's text up to the whole second (`2026-11-27T09:44:14`), and its second:
+    /// QEMU's time and qmplog's receive time of one event almost always share it.
+    private let secondText = UnsafeMutablePointer<UInt8>.allocate(capacity: Timestamp.maximumRFC3339Length)
+    private var secondLength = 0
+    private var second = Int64.min
 
-    func deallocate() { scratch.deallocate() }
+    init(names: [(id: Int64, name: String)]) {
+        nameBytes = .allocate(capacity: max(1, names.reduce(0) { $0 + $1.name.utf8.count }))
+        var offset = 0
+        var index: [Int64: UnsafeBufferPointer<UInt8>] = [:]
+        for (id, name) in names {
+            let count = nameBytes[offset...].initialize(from: name.utf8).index - offset
+            index[id] = UnsafeBufferPointer(rebasing: nameBytes[offset..<offset + count])
+            offset += count
+        }
+        self.names = index
+    }
+
+    func deallocate() {
+        scratch.deallocate()
+        nameBytes.deallocate()
+        secondText.deallocate()
+    }
+
+    /// Writes ``Timestamp/rfc3339(microseconds:)``, reusing the text up to the second when the
+    /// second is the previous timestamp's.
+    private mutating func timestamp(_ microseconds: Int64, to w: inout ByteWriter) {
+        let (seconds, fraction) = Timestamp.floorDivide(microseconds, 1_000_000)
+        guard abs(seconds) < 1 << 40 else { return w.timestamp(microseconds) }
+        if seconds != second {
+            // The whole text of the second's first microsecond, less ".000000Z".
+            secondLength = Timestamp.write(rfc3339: seconds * 1_000_000, at: secondText) - 8
+            second = seconds
+        }
+        w.bytes(UnsafeBufferPointer(start: secondText, count: secondLength))
+        w.byte(UInt8(ascii: "."))
+        w.fraction(fraction)
+        w.byte(UInt8(ascii: "Z"))
+    }
 
     /// Reads the text columns and returns their total length, to bound what the escaped row can take.
     private mutating func load(_ statement: OpaquePointer) -> Int {
-        var total = 0
+        texts[1] = names[sqlite3_column_int64(statement, 1)]
+        var total = texts[1]?.count ?? 0
         for column in Self.textColumns {
             let text = Self.text(statement, column)
             texts[Int(column)] = text
@@ -41,13 +82,13 @@ struct ExportRow {
         w.byte(UInt8(ascii: ","))
         w.csvField(texts[1])
         w.byte(UInt8(ascii: ","))
-        if sqlite3_column_type(statement, 2) != SQLITE_NULL { w.timestamp(sqlite3_column_int64(statement, 2)) }
+        if sqlite3_column_type(statement, 2) != SQLITE_NULL { timestamp(sqlite3_column_int64(statement, 2), to: &w) }
         w.byte(UInt8(ascii: ","))
         w.decimal(sqlite3_column_int64(statement, 3))
         w.byte(UInt8(ascii: ","))
         w.decimal(sqlite3_column_int64(statement, 4))
         w.byte(UInt8(ascii: ","))
-        w.timestamp(sqlite3_column_int64(statement, 5))
+        timestamp(sqlite3_column_int64(statement, 5), to: &w)
         w.byte(UInt8(ascii: ","))
         w.csvField(texts[6])
         w.byte(UInt8(ascii: ","))
@@ -86,7 +127,7 @@ struct ExportRow {
             w.ascii("null")
         } else {
             w.byte(UInt8(ascii: "\""))
-            w.timestamp(sqlite3_column_int64(statement, 2))
+            timestamp(sqlite3_column_int64(statement, 2), to: &w)
             w.byte(UInt8(ascii: "\""))
         }
         w.ascii(#","seconds":"#)
@@ -94,7 +135,7 @@ struct ExportRow {
         w.ascii(#","microseconds":"#)
         w.decimal(sqlite3_column_int64(statement, 4))
         w.ascii(#","received":""#)
-        w.timestamp(sqlite3_column_int64(statement, 5))
+        timestamp(sqlite3_column_int64(statement, 5), to: &w)
         w.ascii(#"","event":"#)
         w.jsonString(texts[6])
         w.ascii(#","guest":"#)
@@ -157,6 +198,16 @@ struct ByteWriter {
     }
 
     @inline(__always) mutating func decimal(_ value: Int64) { pointer += Timestamp.write(decimal: value, at: pointer) }
+
+    /// Six digits, for 0 ≤ `value` < 1,000,000.
+    @inline(__always) mutating func fraction(_ value: Int64) {
+        var rest = value
+        for index in stride(from: 5, through: 0, by: -1) {
+            pointer[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+        }
+        pointer += 6
+    }
 
     @inline(__always) mutating func timestamp(_ microseconds: Int64) {
         pointer += Timestamp.write(rfc3339: microseconds, at: pointer)
