@@ -105,12 +105,9 @@ public struct EventDatabase: Sendable {
         configuration.busyMode = .timeout(5)
         if !readOnly {
             configuration.prepareDatabase { db in
-                // An 8 MiB page cache (SQLite's default is 2 MiB) and a checkpoint every 16 MB of WAL
-                // instead of 4 MB: fewer page reloads and checkpoints during a flood, within the
-                // recorder's 64 MiB memory budget.
-                try db.execute(
-                    sql: "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 4000"
-                )
+                // A checkpoint every 16 MB of WAL instead of 4 MB: fewer checkpoints during a flood.
+                // (An 8 MiB page cache was measured too: within noise for ingest, +7 MiB with 1,000 VMs.)
+                try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4000")
             }
         }
         return configuration
