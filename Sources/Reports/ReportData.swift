@@ -69,25 +69,14 @@ struct ReportData {
     func forEachEvent(named names: [String], lookback: Int64? = 0, _ body: (EventRow) throws -> Void) throws {
         let (sql, arguments) = eventQuery(named: names, lookback: lookback)
         try database.writer.read { db in
-            let statement = try db.makeStatement(sql: sql)
-            try statement.setArguments(arguments)
-            let handle = statement.sqliteStatement
-            func integer(_ column: Int32) -> Int64? {
-                sqlite3_column_type(handle, column) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, column)
-            }
-            func text(_ column: Int32) -> String? {
-                guard let pointer = sqlite3_column_text(handle, column) else { return nil }
-                let bytes = UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(handle, column)))
-                return String(decoding: bytes, as: UTF8.self)
-            }
-            while true {
-                let code = sqlite3_step(handle)
-                if code == SQLITE_DONE { return }
-                guard code == SQLITE_ROW else {
-                    throw DatabaseError(
-                        resultCode: ResultCode(rawValue: code),
-                        message: String(cString: sqlite3_errmsg(db.sqliteConnection))
-                    )
+            try db.forEachRawRow(sql: sql, arguments: arguments) { handle in
+                func integer(_ column: Int32) -> Int64? {
+                    sqlite3_column_type(handle, column) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, column)
+                }
+                func text(_ column: Int32) -> String? {
+                    guard let pointer = sqlite3_column_text(handle, column) else { return nil }
+                    let bytes = UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(handle, column)))
+                    return String(decoding: bytes, as: UTF8.self)
                 }
                 try body(
                     EventRow(

@@ -4,9 +4,10 @@ public import EventStore
 ///
 /// A report over the whole history then reads these facts plus the events after the cut, instead
 /// of every event (see ``ReportData/loadingRollup(_:into:)``). The facts are counted by the very
-/// code that counts a scan, so both paths give the same report; what differs is only the context
-/// carried across the cut (as across a `--since`): a SHUTDOWN or GUEST_PANICKED repeated across it
-/// is counted again, and a POWERDOWN more than the window before it is forgotten.
+/// code that counts a scan, and what a count carries over the cut is saved with them (`["carry",
+/// …]` facts: SHUTDOWNs not yet followed by RESUME or RESET, panics a repeat may still change,
+/// each open session's state); the POWERDOWN, WATCHDOG and burst windows are short enough for the
+/// scan after the cut to look back over. So both paths give the same report (`RollupTests`).
 public enum RollupBuilder {
     /// Counts the facts and replaces the stored rollup, in one write transaction.
     ///

@@ -1,5 +1,6 @@
 import QMP
 import QMPTestSupport
+import Synchronization
 import Testing
 
 /// The client end to end over a real Unix socket against ``FakeQMPServer``.
@@ -47,6 +48,38 @@ struct QMPClientTests {
         }
         #expect(name == "vm7")
         #expect(events.map(\.name) == ["RESUME"])
+    }
+
+    @Test func deliversEventsToASinkInOrderAndStopsReadingUntilItResumes() async throws {
+        let behavior = FakeQMPBehavior(onConnect: [FakeQMPBehavior.greeting]) { command, id in
+            switch command {
+            case "query-name": ([FakeQMPBehavior.event("RESUME"), #"{"return": {}, "id": \#(id)}"#], false)
+            case "query-version": ([FakeQMPBehavior.event("STOP"), #"{"return": {}, "id": \#(id)}"#], false)
+            case "query-status": ([#"{"return": {}, "id": \#(id)}"#, FakeQMPBehavior.event("RESET")], true)
+            default: ([#"{"return": {}, "id": \#(id)}"#], false)
+            }
+        }
+        let sink = CollectingSink()
+        let (viaStream, commands) = try await withServer(behavior) { path in
+            let configuration = QMPClientConfiguration(deliversEventsToSink: true)
+            return try await QMPClient.withConnection(to: .unixSocket(path: path), configuration: configuration) {
+                connection in
+                _ = try await connection.execute(.queryName)
+                // The RESUME that came with the reply waited for the sink; the sink refuses it (full
+                // queue), so the socket is not read until the sink resumes 100 ms later: without
+                // that the next replies never arrive (measured: query-version times out).
+                try await connection.deliverEvents(to: sink)
+                _ = try await connection.execute(.queryVersion)
+                _ = try await connection.execute(.queryStatus)
+                var viaStream: [QMPEvent] = []
+                while let batch = try await connection.nextEvents() { viaStream += batch }
+                return viaStream
+            }
+        }
+        #expect(viaStream.isEmpty, "events go to the sink only")
+        #expect(sink.names == ["RESUME", "STOP", "RESET"])
+        #expect(sink.deliveries >= 2)
+        #expect(commands == ["qmp_capabilities", "query-name", "query-version", "query-status"])
     }
 
     @Test func surfacesAnErrorReplyAsCommandFailedWithClassAndDesc() async throws {
@@ -172,5 +205,27 @@ struct QMPClientTests {
             }
         }
         return try #require(error)
+    }
+}
+
+/// Collects events; refuses its first delivery and resumes reading 100 ms later.
+private final class CollectingSink: QMPEventSink {
+    private let state = Mutex<(names: [String], deliveries: Int)>(([], 0))
+
+    var names: [String] { state.withLock { $0.names } }
+    var deliveries: Int { state.withLock { $0.deliveries } }
+
+    func receive(_ events: [QMPEvent], resume: @escaping @Sendable () -> Void) -> Bool {
+        let first = state.withLock { state in
+            state.names += events.map(\.name)
+            state.deliveries += 1
+            return state.deliveries == 1
+        }
+        guard first else { return true }
+        Task {
+            try? await Task.sleep(for: .milliseconds(100))
+            resume()
+        }
+        return false
     }
 }

@@ -71,18 +71,7 @@ public enum EventExporter {
             var count = 0
             // Rows are read with sqlite3_column_* straight into the output bytes: going through
             // GRDB's Row and Swift Strings cost ten times more per row (measured, see BENCHMARKS.md).
-            let statement = try db.makeStatement(sql: finalSQL)
-            try statement.setArguments(finalArguments)
-            let handle = statement.sqliteStatement
-            while true {
-                let code = sqlite3_step(handle)
-                if code == SQLITE_DONE { break }
-                guard code == SQLITE_ROW else {
-                    throw DatabaseError(
-                        resultCode: ResultCode(rawValue: code),
-                        message: String(cString: sqlite3_errmsg(db.sqliteConnection))
-                    )
-                }
+            try db.forEachRawRow(sql: finalSQL, arguments: finalArguments) { handle in
                 switch format {
                 case .csv: try row.writeCSV(handle, to: output)
                 case .ndjson: try row.writeJSON(handle, prefix: "", suffix: "\n", to: output)
