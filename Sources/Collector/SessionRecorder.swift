@@ -47,8 +47,8 @@ struct SessionRecorder: Sendable {
         // Events go from the connection's event loop to the writer (held since the greeting until
         // now); this task waits for the connection to end.
         let sink = SessionEventSink(session: handle, writer: writer, now: configuration.now)
-        try await connection.deliverEvents(to: sink)
         do {
+            try await connection.deliverEvents(to: sink)
             while let events = try await connection.nextEvents() { _ = sink.receive(events, resume: {}) }
             let reason = Task.isCancelled ? "recorder-stopped" : "eof"
             let count = sink.close()
