@@ -93,6 +93,29 @@ struct ExportTests {
         #expect(lines.count == 4 && lines[3].isEmpty)
     }
 
+    @Test func anEventLargerThanTheOutputBufferIsExportedWhole() async throws {
+        let big = String(repeating: "x", count: 300_000)
+        let fixture = try await FixtureDatabase([
+            (
+                "vm1",
+                [
+                    .init(lines: [
+                        FixtureDatabase.event("BLOCK_IO_ERROR", at: 1_795_000_000, data: #"{"device": "\#(big)"}"#),
+                        FixtureDatabase.event("STOP", at: 1_795_000_001),
+                    ])
+                ]
+            )
+        ])
+        defer { fixture.remove() }
+        let database = try EventDatabase.openForReading(path: fixture.directory.file("events.sqlite"))
+
+        for format in [EventExporter.Format.csv, .ndjson] {
+            let text = try await export(database, format: format)
+            #expect(text.contains(big), "\(format)")
+            #expect(text.hasSuffix(format == .csv ? "STOP,,,,,,\r\n" : #""data":null}"# + "\n"), "\(format)")
+        }
+    }
+
     private func export(
         _ database: EventDatabase,
         format: EventExporter.Format,

@@ -93,8 +93,8 @@ public enum EventExporter {
 /// appending to a `[UInt8]` spent a third of the time in uniqueness and bounds checks).
 final class OutputBuffer {
     let fileDescriptor: Int32
-    private let start: UnsafeMutablePointer<UInt8>
-    private let capacity = 1 << 17
+    private var start: UnsafeMutablePointer<UInt8>
+    private var capacity = 1 << 17
     /// Where the next byte goes; advance it by what was written.
     var cursor: UnsafeMutablePointer<UInt8>
 
@@ -106,11 +106,16 @@ final class OutputBuffer {
 
     deinit { start.deallocate() }
 
-    /// Makes room for `count` more bytes, flushing first when the buffer is half full.
+    /// Makes room for `count` more bytes, flushing first when the buffer is half full. A row larger
+    /// than the buffer (an event's data may be up to the recorder's 16 MiB message limit) grows it
+    /// for the rest of the export.
     func reserve(_ count: Int) throws {
         if cursor - start >= capacity / 2 || cursor - start + count > capacity { try flush() }
-        guard count <= capacity else {
-            throw ReportsError(code: .invalidQuery, message: "an export row of \(count) bytes is too large")
+        if count > capacity {
+            start.deallocate()
+            capacity = count
+            start = .allocate(capacity: capacity)
+            cursor = start
         }
     }
 

@@ -3,8 +3,8 @@ import GRDBSQLite
 /// Formats the current row of the export's statement as CSV or JSON, straight into the output.
 ///
 /// Column order is the export query's: id, machineId (written as the VM's name), time, seconds,
-/// microseconds, received, event, guest, reason, action, panic_type, panic_reason, data. Text is read as UTF-8 from SQLite's own memory
-/// (valid for the current step only) and escaped byte by byte.
+/// microseconds, received, event, guest, reason, action, panic_type, panic_reason, data. Text is
+/// read as UTF-8 from SQLite's own memory (valid for the current step only) and escaped byte by byte.
 struct ExportRow {
     /// The data column compacted, for CSV (whose quoting depends on the compacted text).
     private var scratch = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 256)
