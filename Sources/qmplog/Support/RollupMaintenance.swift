@@ -16,14 +16,21 @@ struct RollupMaintenance: Service {
     let now: @Sendable () -> Int64
 
     func run() async throws {
-        // The first check soon after start; then at most every 10 minutes.
+        // The first check 30 s after start (sooner for a short period); then one per period, at
+        // least every 10 minutes.
         let check = Duration.microseconds(min(period, 600_000_000))
+        let first = min(check, .seconds(30))
         await cancelWhenGracefulShutdown {
+            var delay = first
             while !Task.isCancelled {
                 do {
-                    try await Task.sleep(for: min(check, .seconds(30)))
+                    try await Task.sleep(for: delay)
+                } catch {
+                    return
+                }
+                delay = check
+                do {
                     try await rebuildIfDue()
-                    try await Task.sleep(for: check - min(check, .seconds(30)))
                 } catch is CancellationError {
                     return
                 } catch {
