@@ -10,13 +10,15 @@ extension QMPLogCommand {
                 Reports:
                   summary    VMs, events by name, sessions, observed versus unobserved time
                   shutdowns  guest- vs host-initiated shutdowns, guest:host ratio, reasons
-                  panics     panics by crash type, s390 reason, hyper-v code, action, VM, day
+                  panics     panics by crash type, s390 reason, hyper-v code, action and VM
                   resets     guest versus host resets, watchdog-caused resets, distinct resets
                   watchdog   watchdog firings by action and VM
                   states     time each VM spent running, paused, suspended, shut down, unknown
 
                 Reports read the database without blocking a running recorder. Each report \
-                ends with notes on what its numbers cannot tell (QEMU's quirks, unobserved time).
+                ends with notes on what its numbers cannot tell (QEMU's quirks, unobserved time). \
+                Without --since, --until and --interval a report covers the whole history from \
+                totals the recorder precomputes (see qmplog rollup), in well under a second.
                 --format json prints one object whose shape is documented in docs/reports.md; \
                 --format csv prints the main table (the series with --interval).
 
