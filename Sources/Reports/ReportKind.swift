@@ -6,7 +6,7 @@ public enum ReportKind: String, Sendable, CaseIterable {
     case summary
     /// SHUTDOWN by initiator (guest, host, host-requested ACPI, unknown) and reason; guest:host ratio.
     case shutdowns
-    /// GUEST_PANICKED by crash type, s390 reason, hyper-v bugcheck code, action and VM.
+    /// GUEST_PANICKED by crash type, s390 reason, hyper-v bugcheck code, action, VM and day.
     case panics
     /// RESET by initiator and reason, watchdog-attributed, events versus distinct resets.
     case resets

@@ -35,10 +35,7 @@ public enum RollupBuilder {
                 where openAtCut.contains(session) {
                     tally.add(machineId, [FactTally.carry, "pending", String(session)])
                 }
-            case .panics:
-                for (session, panic) in try PanicReport.count(data, into: &tally) where openAtCut.contains(session) {
-                    tally.add(panic.machineId, [FactTally.carry, "panic", String(session)] + PanicReport.key(panic))
-                }
+            case .panics: tally = try PanicReport.rollupFacts(data, openAtCut: openAtCut)
             case .resets: try ResetReport.count(data, into: &tally)
             case .watchdog: try WatchdogReport.count(data, into: &tally)
             case .states: tally = try await StateReport.rollupFacts(data)

@@ -1,6 +1,6 @@
 import EventStore
 
-/// GUEST_PANICKED grouped by crash type, s390 reason, hyper-v bugcheck code, action and VM.
+/// GUEST_PANICKED grouped by crash type, s390 reason, hyper-v bugcheck code, action, VM and day.
 ///
 /// QEMU before 6.0 sends two GUEST_PANICKED per panic (action pause, then poweroff): consecutive
 /// GUEST_PANICKED in one session with no RESUME or RESET between are one panic, with the last action.
@@ -15,30 +15,52 @@ enum PanicReport {
     }
 
     /// Facts: `[type, s390 reason, hyper-v code, action]` per panic (empty parts where not
-    /// applicable), `["repeat"]` per merged GUEST_PANICKED.
+    /// applicable), `["repeat"]` per merged GUEST_PANICKED; for the default day series, the fleet's
+    /// panics per day as `["day", bucket]` on VM 0 (per VM they would be as many rows as events).
     static func run(_ data: ReportData) async throws -> ReportResult {
-        let query = data.query
+        let interval = data.query.interval ?? .day
         var facts = FactTally()
         var series: [Int64: Int] = [:]
-        let (scan, rollup) = try await data.loadingRollup(.panics, into: &facts)
+        // The rollup's day series is the fleet's: with --vm the scan (of a few VMs, by index) answers.
+        let (scan, rollup) =
+            data.selectedIds == nil ? try await data.loadingRollup(.panics, into: &facts) : (data, nil)
         var open: [Int64: Panic] = [:]
-        for carried in rollup?.carried("panic") ?? [] where carried.key.count == 5 {
+        for fact in rollup?.facts ?? [] where fact.machineId == 0 && fact.key.count == 2 && fact.key[0] == "day" {
+            if let bucket = Int64(fact.key[1]) { series[bucket, default: 0] += Int(fact.value) }
+        }
+        for carried in rollup?.carried("panic") ?? [] where carried.key.count == 6 {
             let parts = Array(carried.key)
-            if let session = Int64(parts[0]) {
+            if let session = Int64(parts[0]), let time = Int64(parts[5]) {
                 open[session] = Panic(
                     machineId: carried.machineId,
-                    time: rollup?.cut ?? 0,
+                    time: time,
                     type: parts[1],
                     reason: parts[2] == "(none)" ? nil : parts[2],
                     code: parts[3] == "(none)" ? nil : parts[3],
                     action: parts[4]
                 )
+                // Counted in the rollup's series; counted again when it closes after the cut.
+                series[interval.bucket(of: time), default: 0] -= 1
             }
         }
-        try count(scan, into: &facts, open: open) { time in
-            if let interval = query.interval { series[interval.bucket(of: time), default: 0] += 1 }
+        try count(scan, into: &facts, open: open) { time in series[interval.bucket(of: time), default: 0] += 1 }
+        return result(facts, series: series.filter { $0.value != 0 }, data: data)
+    }
+
+    /// The fleet's panics per day in `facts` (on VM 0) and a carried fact per panic still open at
+    /// the cut in one of `openAtCut`'s sessions, for the rollup over `data`.
+    static func rollupFacts(_ data: ReportData, openAtCut: Set<Int64>) throws -> FactTally {
+        var facts = FactTally()
+        var days: [Int64: Int64] = [:]
+        let open = try count(data, into: &facts) { time in days[ReportInterval.day.bucket(of: time), default: 0] += 1 }
+        for (bucket, panics) in days { facts.add(0, ["day", String(bucket)], panics) }
+        for (session, panic) in open where openAtCut.contains(session) {
+            facts.add(
+                panic.machineId,
+                [FactTally.carry, "panic", String(session)] + key(panic) + [String(panic.time)]
+            )
         }
-        return result(facts, series: series, data: data)
+        return facts
     }
 
     /// Merges and classifies the GUEST_PANICKED events in `data`'s window into `facts`; `each` sees
@@ -116,7 +138,15 @@ enum PanicReport {
                 rows: tally.sortedKeys.map { [.text($0), .count(tally[$0])] }
             )
         }
-        var tables = [
+        // Always a series, per day unless --interval says otherwise (the JSON contract).
+        let interval = query.interval ?? .day
+        let tables = [
+            ReportTable(
+                name: "series",
+                title: "Panics per \(interval.rawValue)",
+                columns: ["bucket", "panics"],
+                rows: series.keys.sorted().map { [.time($0), .count(series[$0] ?? 0)] }
+            ),
             table("by_type", "Panics by crash information type", "panic_type", byType),
             table("s390_by_reason", "s390 panics by crash reason", "reason", byReason),
             table("hyperv_by_code", "Hyper-V panics by bugcheck code (arg1)", "code", byCode),
@@ -128,17 +158,6 @@ enum PanicReport {
                 rows: byMachine.sortedKeys.map { [.text(data.name(of: $0)), .count(byMachine[$0])] }
             ),
         ]
-        if let interval = query.interval {
-            tables.insert(
-                ReportTable(
-                    name: "series",
-                    title: "Panics per \(interval.rawValue)",
-                    columns: ["bucket", "panics"],
-                    rows: series.keys.sorted().map { [.time($0), .count(series[$0] ?? 0)] }
-                ),
-                at: 0
-            )
-        }
         return ReportResult(
             report: "panics",
             query: query,

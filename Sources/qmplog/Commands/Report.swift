@@ -10,7 +10,7 @@ extension QMPLogCommand {
                 Reports:
                   summary    VMs, events by name, sessions, observed versus unobserved time
                   shutdowns  guest- vs host-initiated shutdowns, guest:host ratio, reasons
-                  panics     panics by crash type, s390 reason, hyper-v code, action and VM
+                  panics     panics by crash type, s390 reason, hyper-v code, action, VM, day
                   resets     guest versus host resets, watchdog-caused resets, distinct resets
                   watchdog   watchdog firings by action and VM
                   states     time each VM spent running, paused, suspended, shut down, unknown
