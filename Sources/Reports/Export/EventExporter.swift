@@ -1,6 +1,5 @@
 public import EventStore
 import GRDB
-import GRDBSQLite
 
 #if canImport(Glibc)
     import Glibc
