@@ -29,7 +29,7 @@ public enum RollupBuilder {
         for kind in ReportKind.allCases {
             var tally = FactTally()
             switch kind {
-            case .summary: try await data.countEventsPerMachineAndName(since: .min, into: &tally)
+            case .summary: try await data.countEventsPerMachineAndName(since: nil, into: &tally)
             case .shutdowns:
                 for (session, machineId) in try ShutdownReport.count(data, into: &tally)
                 where openAtCut.contains(session) {

@@ -4,6 +4,14 @@ import Testing
 @testable import qmplog
 
 struct CommandParsingTests {
+    @Test func aBareDatabaseFileNameIsInTheCurrentDirectory() throws {
+        let options = try StoreOptions.parse(["--db", "events.sqlite"])
+        #expect(try options.prepareForWriting() == "events.sqlite")
+        #expect(throws: ValidationError.self) {
+            try StoreOptions.parse(["--db", "no/such/dir/e.sqlite"]).prepareForWriting()
+        }
+    }
+
     @Test func parsesRecordWithEveryTargetForm() throws {
         let command = try QMPLogCommand.parseAsRoot([
             "record", "--db", "/tmp/x.sqlite", "--once", "/run/vm1.qmp", "unix:/run/vm2.qmp", "tcp:127.0.0.1:4444",

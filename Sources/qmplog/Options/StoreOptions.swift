@@ -39,7 +39,9 @@ struct StoreOptions: ParsableArguments {
     /// For writers: creates the default directory (0700) if needed, else requires the parent to exist.
     func prepareForWriting() throws -> String {
         let path = resolvedPath()
-        let directory = (path as NSString).deletingLastPathComponent
+        // A bare file name (--db events.sqlite) lives in the current directory.
+        let parent = (path as NSString).deletingLastPathComponent
+        let directory = parent.isEmpty ? "." : parent
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
