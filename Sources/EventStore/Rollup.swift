@@ -20,7 +20,7 @@ public struct Rollup: Sendable, Equatable {
     public struct Fact: Sendable, Hashable {
         public var report: String
         public var machineId: Int64
-        /// The key's parts, joined with U+001F in the database.
+        /// The key's parts; stored as length-prefixed text (`3:abc0:`), so any character is safe in a part.
         public var key: [String]
         public var value: Int64
 
@@ -40,7 +40,25 @@ public struct Rollup: Sendable, Equatable {
         self.facts = facts
     }
 
-    static let separator: Character = "\u{1F}"
+    /// `["abc", ""]` → `3:abc0:` (lengths in UTF-8 bytes).
+    static func encode(_ key: [String]) -> String {
+        key.map { "\($0.utf8.count):\($0)" }.joined()
+    }
+
+    /// The parts ``encode(_:)`` wrote; `nil` for text it did not write.
+    static func decode(_ text: String) -> [String]? {
+        var parts: [String] = []
+        var rest = Substring(text).utf8[...]
+        while !rest.isEmpty {
+            guard let colon = rest.firstIndex(of: UInt8(ascii: ":")),
+                let count = Int(Substring(rest[rest.startIndex..<colon])),
+                let end = rest.index(colon, offsetBy: count + 1, limitedBy: rest.endIndex)
+            else { return nil }
+            parts.append(String(Substring(rest[rest.index(after: colon)..<end])))
+            rest = rest[end...]
+        }
+        return parts
+    }
 }
 
 extension EventDatabase {
@@ -77,15 +95,8 @@ extension EventDatabase {
                 arguments: [report]
             )
             while let fact = try cursor.next() {
-                let key: String = fact[1]
-                rollup.facts.append(
-                    Rollup.Fact(
-                        report: report,
-                        machineId: fact[0],
-                        key: key.split(separator: Rollup.separator, omittingEmptySubsequences: false).map(String.init),
-                        value: fact[2]
-                    )
-                )
+                guard let key = Rollup.decode(fact[1]) else { return nil }  // not ours: scan instead
+                rollup.facts.append(Rollup.Fact(report: report, machineId: fact[0], key: key, value: fact[2]))
             }
             return rollup
         }
@@ -105,7 +116,7 @@ extension EventDatabase {
                 )
                 for fact in rollup.facts {
                     try insert.execute(arguments: [
-                        fact.report, fact.machineId, fact.key.joined(separator: String(Rollup.separator)), fact.value,
+                        fact.report, fact.machineId, Rollup.encode(fact.key), fact.value,
                     ])
                 }
             }
