@@ -126,6 +126,8 @@ struct ReportData {
         }
     }
 
+    /// Appends the `--vm` filter and the window (from `lookback` before `--since`; `nil`: no lower
+    /// bound) on `timeExpression`.
     func appendFilters(
         to sql: inout String,
         arguments: inout StatementArguments,
@@ -133,10 +135,7 @@ struct ReportData {
         machineColumn: String = "machineId",
         lookback: Int64? = 0
     ) {
-        if let selectedIds {
-            sql += " AND \(machineColumn) IN (\(placeholders(selectedIds.count)))"
-            arguments += StatementArguments(selectedIds)
-        }
+        appendMachineFilter(to: &sql, arguments: &arguments, machineColumn: machineColumn)
         if let since = query.since, let lookback {
             sql += " AND \(timeExpression) >= ?"
             arguments += [since - lookback]
@@ -145,6 +144,14 @@ struct ReportData {
         if let until = query.until {
             sql += " AND \(timeExpression) < ?"
             arguments += [until]
+        }
+    }
+
+    /// Appends the `--vm` filter alone, for queries that have no event time to bound.
+    func appendMachineFilter(to sql: inout String, arguments: inout StatementArguments, machineColumn: String) {
+        if let selectedIds {
+            sql += " AND \(machineColumn) IN (\(placeholders(selectedIds.count)))"
+            arguments += StatementArguments(selectedIds)
         }
     }
 
@@ -164,7 +171,8 @@ struct ReportData {
 
     func name(of machineId: Int64) -> String { machineNames[machineId] ?? "#\(machineId)" }
 
-    private func placeholders(_ count: Int) -> String {
+    /// `?,?,?` for `count` bound values (at least one, so `IN (?)` stays valid SQL).
+    func placeholders(_ count: Int) -> String {
         Array(repeating: "?", count: max(count, 1)).joined(separator: ",")
     }
 }

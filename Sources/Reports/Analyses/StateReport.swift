@@ -185,7 +185,6 @@ enum StateReport {
 struct SessionWalk {
     let query: ReportQuery
     private(set) var perMachine: [Int64: StateReport.Accumulator] = [:]
-    private(set) var openSessions = 0
     /// Per session: its VM, where its counted time starts, its end, and the current state.
     private var walking: [Int64: (machineId: Int64, time: Int64, end: Int64, state: StateReport.State)] = [:]
 
@@ -199,7 +198,6 @@ struct SessionWalk {
             let end = session.endedAt ?? query.now
             let start = max(session.startedAt, coveredUntil[session.machineId] ?? .min)
             coveredUntil[session.machineId] = max(coveredUntil[session.machineId] ?? .min, end)
-            if session.endedAt == nil { openSessions += 1 }
             perMachine[session.machineId] =
                 perMachine[session.machineId]
                 ?? StateReport.Accumulator(windowStart: windowStart, windowEnd: windowEnd, interval: query.interval)

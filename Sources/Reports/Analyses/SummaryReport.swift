@@ -134,7 +134,7 @@ extension ReportData {
             FROM machine WHERE 1
             """
         var arguments = StatementArguments()
-        appendFilters(to: &sql, arguments: &arguments, timeExpression: "NULL", machineColumn: "id")
+        appendMachineFilter(to: &sql, arguments: &arguments, machineColumn: "id")
         let rows = try await rows(sql: sql, arguments: arguments) { ($0[0] as Int64, $0[1] as Int64?, $0[2] as Int64?) }
         var bounds: [Int64: (first: Int64, last: Int64)] = [:]
         for row in rows {

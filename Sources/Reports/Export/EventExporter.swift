@@ -44,7 +44,7 @@ public enum EventExporter {
             """
         var arguments = StatementArguments()
         if !events.isEmpty {
-            sql += " AND e.name IN (\(Array(repeating: "?", count: events.count).joined(separator: ",")))"
+            sql += " AND e.name IN (\(data.placeholders(events.count)))"
             arguments += StatementArguments(events)
         }
         data.appendFilters(
