@@ -15,8 +15,8 @@ struct JSONParser: ~Copyable {
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
-    private var index = 0
-    private var depth = 0
+    private(set) var index = 0
+    private(set) var depth = 0
     /// Byte ranges of the top-level object's member values, by key.
     private(set) var topLevelRanges: [String: Range<Int>] = [:]
 
@@ -28,8 +28,7 @@ struct JSONParser: ~Copyable {
     mutating func parseDocument() throws(Failure) -> JSONValue {
         skipWhitespace()
         let value = try parseValue()
-        skipWhitespace()
-        guard index == bytes.count else { throw fail("unexpected data after the JSON value") }
+        try expectEnd()
         return value
     }
 
@@ -107,7 +106,7 @@ struct JSONParser: ~Copyable {
         }
     }
 
-    private mutating func parseString() throws(Failure) -> String {
+    mutating func parseString() throws(Failure) -> String {
         index += 1  // opening quote
         let start = index
         // Fast path: no escapes, so the bytes between the quotes are the string.
@@ -197,6 +196,13 @@ struct JSONParser: ~Copyable {
     }
 
     private mutating func parseNumber() throws(Failure) -> String {
+        let range = try scanNumber()
+        // Number literals are ASCII by construction.
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+
+    /// Checks one number literal and returns where it sits in the input.
+    mutating func scanNumber() throws(Failure) -> Range<Int> {
         let start = index
         if peek() == UInt8(ascii: "-") { index += 1 }
         guard let first = peek(), isDigit(first) else { throw fail("invalid number") }
@@ -216,8 +222,141 @@ struct JSONParser: ~Copyable {
             guard let digit = peek(), isDigit(digit) else { throw fail("invalid number") }
             skipDigits()
         }
-        // Number literals are ASCII by construction.
-        return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+        return start..<index
+    }
+
+    // MARK: Checking without building
+
+    /// A member name as it sits in the input: its bytes when it has no escapes and is ASCII (the
+    /// case for every QMP name), the decoded string otherwise.
+    struct MemberName {
+        fileprivate var raw: UnsafeBufferPointer<UInt8>?
+        fileprivate var decoded: String?
+
+        static func == (name: MemberName, literal: StaticString) -> Bool {
+            let expected = UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
+            if let raw = name.raw { return raw.elementsEqual(expected) }
+            return name.decoded.map { $0.utf8.elementsEqual(expected) } ?? false
+        }
+    }
+
+    /// Checks one value as strictly as ``parseDocument()`` does, without building it.
+    mutating func skipValue() throws(Failure) {
+        guard index < bytes.count else { throw fail("unexpected end of input") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): try forEachMember { _, parser throws(Failure) in try parser.skipValue() }
+        case UInt8(ascii: "["): try skipArray()
+        case UInt8(ascii: "\""): try skipString()
+        case UInt8(ascii: "t"): try expectLiteral("true")
+        case UInt8(ascii: "f"): try expectLiteral("false")
+        case UInt8(ascii: "n"): try expectLiteral("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
+        default: throw fail("unexpected character")
+        }
+    }
+
+    /// Walks the object at the current position: `body` gets each member's name with the parser
+    /// at the member's value, and must consume that value.
+    mutating func forEachMember(
+        _ body: (MemberName, inout JSONParser) throws(Failure) -> Void
+    ) throws(Failure) {
+        guard peek() == UInt8(ascii: "{") else { throw fail("expected an object") }
+        try enter()
+        index += 1
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") {
+            index += 1
+            depth -= 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            guard peek() == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+            let name = try scanMemberName()
+            skipWhitespace()
+            guard peek() == UInt8(ascii: ":") else { throw fail("expected ':' after a member name") }
+            index += 1
+            skipWhitespace()
+            try body(name, &self)
+            skipWhitespace()
+            switch peek() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "}"):
+                index += 1
+                depth -= 1
+                return
+            default: throw fail("expected ',' or '}' in an object")
+            }
+        }
+    }
+
+    /// `true` or `false` at the current position, consumed; `nil` (nothing consumed) for any other value.
+    mutating func parseBoolIfPresent() throws(Failure) -> Bool? {
+        switch peek() {
+        case UInt8(ascii: "t"): try expectLiteral("true"); return true
+        case UInt8(ascii: "f"): try expectLiteral("false"); return false
+        default: return nil
+        }
+    }
+
+    /// Only whitespace is left.
+    mutating func expectEnd() throws(Failure) {
+        skipWhitespace()
+        guard index == bytes.count else { throw fail("unexpected data after the JSON value") }
+    }
+
+    /// The input bytes in `range`, for ranges this parser returned.
+    func slice(_ range: Range<Int>) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: bytes[range])
+    }
+
+    private mutating func skipArray() throws(Failure) {
+        try enter()
+        index += 1  // [
+        skipWhitespace()
+        if peek() == UInt8(ascii: "]") {
+            index += 1
+            depth -= 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            try skipValue()
+            skipWhitespace()
+            switch peek() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "]"):
+                index += 1
+                depth -= 1
+                return
+            default: throw fail("expected ',' or ']' in an array")
+            }
+        }
+    }
+
+    /// The plain ASCII string without escapes at the current position (consumed), or `nil` with
+    /// nothing consumed when it needs ``parseString()``'s checks and decoding.
+    private mutating func scanPlainASCIIString() -> UnsafeBufferPointer<UInt8>? {
+        var end = index + 1
+        while end < bytes.count {
+            let byte = bytes[end]
+            if byte == UInt8(ascii: "\"") {
+                defer { index = end + 1 }
+                return UnsafeBufferPointer(rebasing: bytes[(index + 1)..<end])
+            }
+            if byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 { return nil }
+            end += 1
+        }
+        return nil
+    }
+
+    private mutating func skipString() throws(Failure) {
+        if scanPlainASCIIString() == nil { _ = try parseString() }
+    }
+
+    private mutating func scanMemberName() throws(Failure) -> MemberName {
+        if let raw = scanPlainASCIIString() { return MemberName(raw: raw) }
+        return MemberName(decoded: try parseString())
     }
 
     private mutating func expectLiteral(_ literal: StaticString) throws(Failure) {
@@ -230,12 +369,12 @@ struct JSONParser: ~Copyable {
         index += count
     }
 
-    private mutating func enter() throws(Failure) {
+    mutating func enter() throws(Failure) {
         depth += 1
         guard depth <= Self.maximumDepth else { throw fail("nesting deeper than \(Self.maximumDepth) levels") }
     }
 
-    private mutating func skipWhitespace() {
+    mutating func skipWhitespace() {
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x09, 0x0A, 0x0D: index += 1
@@ -248,7 +387,7 @@ struct JSONParser: ~Copyable {
         while let byte = peek(), isDigit(byte) { index += 1 }
     }
 
-    private func peek() -> UInt8? {
+    func peek() -> UInt8? {
         index < bytes.count ? bytes[index] : nil
     }
 
@@ -256,7 +395,7 @@ struct JSONParser: ~Copyable {
         byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
     }
 
-    private func fail(_ reason: String) -> Failure {
+    func fail(_ reason: String) -> Failure {
         Failure(offset: index, reason: reason)
     }
 }

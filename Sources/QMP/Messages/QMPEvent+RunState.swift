@@ -33,23 +33,25 @@ public struct QMPRunStateFields: Sendable, Hashable {
     }
 }
 
-extension QMPEvent {
+extension QMPRunStateFields {
     /// Event names whose `data` may carry panic information in `info`.
     static let panicEvents: Set<String> = ["GUEST_PANICKED", "GUEST_CRASHLOADED"]
 
-    /// The run-state fields of this event; all `nil` when `data` is absent.
-    public var runState: QMPRunStateFields {
-        guard let data else { return QMPRunStateFields() }
-        var fields = QMPRunStateFields(
+    /// The run-state fields of event `name` with `data` (a member of the wrong type reads as `nil`).
+    public init(event name: String, data: JSONValue?) {
+        guard let data else {
+            self.init()
+            return
+        }
+        self.init(
             guest: data["guest"]?.boolValue,
             reason: data["reason"]?.stringValue,
             action: data["action"]?.stringValue
         )
         if Self.panicEvents.contains(name), let info = data["info"] {
-            fields.panicType = info["type"]?.stringValue
-            fields.panicReason = info["reason"]?.stringValue
-            if case .number(let literal) = info["arg1"] { fields.panicArg1 = literal }
+            panicType = info["type"]?.stringValue
+            panicReason = info["reason"]?.stringValue
+            if case .number(let literal) = info["arg1"] { panicArg1 = literal }
         }
-        return fields
     }
 }

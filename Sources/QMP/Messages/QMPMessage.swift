@@ -16,6 +16,17 @@ extension QMPMessage {
     /// - Throws: ``QMPError`` `.malformedMessage` for invalid JSON, `.notQMP` for an object of unknown shape.
     public init(frame bytes: UnsafeRawBufferPointer) throws(QMPError) {
         let buffer = bytes.assumingMemoryBound(to: UInt8.self)
+        // Events are nearly every message: read them without a value tree. Anything else, or
+        // anything wrong, goes through the tree, which also words the error.
+        if let event = QMPEvent(scanning: buffer) {
+            self = .event(event)
+            return
+        }
+        try self.init(treeFrame: buffer)
+    }
+
+    /// Decodes one message through a ``JSONValue`` tree.
+    init(treeFrame buffer: UnsafeBufferPointer<UInt8>) throws(QMPError) {
         var parser = JSONParser(bytes: buffer)
         let value: JSONValue
         do throws(JSONParser.Failure) {
