@@ -58,14 +58,14 @@ def start_flood(paths, events, start_after):
     return server
 
 
-# qmplog's event table with its constraints and indexes, minus STRICT (sqlite3's .import writes
+# qmplog's event table (schema v4) with its indexes, minus STRICT (sqlite3's .import writes
 # empty CSV fields as '' text, which STRICT integer columns refuse).
 CEILING_SCHEMA = """
 CREATE TABLE event (
     id INTEGER PRIMARY KEY, sessionId INTEGER NOT NULL, machineId INTEGER NOT NULL, seq INTEGER NOT NULL,
     name TEXT NOT NULL, seconds INTEGER NOT NULL, microseconds INTEGER NOT NULL, time INTEGER,
     received INTEGER NOT NULL, guest INTEGER, reason TEXT, action TEXT, panicType TEXT, panicReason TEXT,
-    panicArg1 TEXT, data TEXT, UNIQUE (sessionId, seq));
+    panicArg1 TEXT, data TEXT);
 CREATE INDEX event_name_at ON event(name, COALESCE(time, received));
 CREATE INDEX event_machine_at ON event(machineId, COALESCE(time, received));
 """
@@ -280,7 +280,7 @@ def many(args):
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     work = tempfile.mkdtemp(prefix="bench-many-")
     results = {}
-    for name in ["qmplog", "python qemu.qmp"]:
+    for name in ["qmplog"] + ([] if args.skip_python else ["python qemu.qmp"]):
         sockets = os.path.join(work, name.split()[0])
         os.makedirs(sockets)
         start_after = "query-status" if name == "qmplog" else "qmp_capabilities"
@@ -292,7 +292,7 @@ def many(args):
             time.sleep(0.1)
         db = os.path.join(work, name.split()[0] + ".sqlite")
         if name == "qmplog":
-            command = [QMPLOG, "record", "--once", "--log-level", "error", "--db", db] + paths
+            command = [args.qmplog, "record", "--once", "--log-level", "error", "--db", db] + paths
         else:
             command = [sys.executable, os.path.join(HERE, "python_recorder.py"), db] + paths
         try:
@@ -358,6 +358,8 @@ def main():
     p.add_argument("--vms", type=int, default=1000)
     p.add_argument("--rate", type=float, default=3)
     p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--skip-python", action="store_true")
+    p.add_argument("--qmplog", default=QMPLOG, help="the qmplog binary to measure (default: the release build)")
     p.set_defaults(run=many)
     args = parser.parse_args()
     if not os.access(QMPLOG, os.X_OK):

@@ -101,6 +101,40 @@ extension EventDatabase {
                     """
             )
         }
+        // The UNIQUE (sessionId, seq) index guarded against duplicates the one writer cannot produce
+        // (it numbers each session's events itself), and every insert paid for it: with many VMs it
+        // dirtied a page per session in every commit. SQLite drops a table constraint only by
+        // rebuilding the table; rows keep their ids, so nothing that refers to them changes.
+        migrator.registerMigration("v4-event-without-session-seq-index") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE event_v4 (
+                        id INTEGER PRIMARY KEY,
+                        sessionId INTEGER NOT NULL REFERENCES session(id),
+                        machineId INTEGER NOT NULL REFERENCES machine(id),
+                        seq INTEGER NOT NULL,
+                        name TEXT NOT NULL,
+                        seconds INTEGER NOT NULL,
+                        microseconds INTEGER NOT NULL,
+                        time INTEGER,
+                        received INTEGER NOT NULL,
+                        guest INTEGER CHECK (guest IN (0, 1)),
+                        reason TEXT,
+                        action TEXT,
+                        panicType TEXT,
+                        panicReason TEXT,
+                        panicArg1 TEXT,
+                        data TEXT
+                    ) STRICT;
+                    INSERT INTO event_v4 SELECT id, sessionId, machineId, seq, name, seconds, microseconds, time,
+                        received, guest, reason, action, panicType, panicReason, panicArg1, data FROM event;
+                    DROP TABLE event;
+                    ALTER TABLE event_v4 RENAME TO event;
+                    CREATE INDEX event_name_at ON event(name, COALESCE(time, received));
+                    CREATE INDEX event_machine_at ON event(machineId, COALESCE(time, received));
+                    """
+            )
+        }
         return migrator
     }
 }

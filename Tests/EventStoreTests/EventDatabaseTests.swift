@@ -18,7 +18,9 @@ struct EventDatabaseTests {
         let migrations = try await database.writer.read {
             try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations")
         }
-        #expect(migrations == ["v1-events", "v2-effective-time-indexes", "v3-rollup"])
+        #expect(
+            migrations == ["v1-events", "v2-effective-time-indexes", "v3-rollup", "v4-event-without-session-seq-index"]
+        )
     }
 
     @Test func timeWindowsOnTheEffectiveTimeUseAnIndex() async throws {
@@ -34,6 +36,18 @@ struct EventDatabaseTests {
             ).map { $0["detail"] as String }
         }
         #expect(plan.contains { $0.contains("USING INDEX event_name_at") }, "\(plan)")
+    }
+
+    @Test func aSessionsEventsAreFoundThroughTheMachineIndex() async throws {
+        let database = try EventDatabase.inMemory()
+        let plan = try await database.writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "EXPLAIN QUERY PLAN SELECT name FROM event WHERE machineId = ? AND sessionId = ? ORDER BY seq",
+                arguments: [1, 1]
+            ).map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("USING INDEX event_machine_at") }, "\(plan)")
     }
 
     @Test func storesEventsWithTheirColumnsAndEndsSessions() async throws {
@@ -81,13 +95,22 @@ struct EventDatabaseTests {
         #expect(try await database.allMachines().first?.lastSeen == 11_000_000)
     }
 
-    @Test func rejectsADuplicateSequenceNumberAndKeepsTheBatchAtomic() async throws {
+    @Test func aBatchWithARowTheStoreRefusesLeavesNothingBehind() async throws {
         let database = try EventDatabase.inMemory()
         let handle = try await database.beginSession(makeSession(name: "vm1"))
         let event = NewEvent(session: handle, seq: 1, name: "STOP", seconds: 1, microseconds: 0, received: 1)
         try await database.write(events: [event])
         let second = NewEvent(session: handle, seq: 2, name: "RESUME", seconds: 2, microseconds: 0, received: 2)
-        await #expect(throws: EventStoreError.self) { try await database.write(events: [second, event]) }
+        // A session that does not exist: the foreign key refuses the row, after `second` went in.
+        let orphan = NewEvent(
+            session: SessionHandle(sessionId: handle.sessionId + 1, machineId: handle.machineId),
+            seq: 1,
+            name: "STOP",
+            seconds: 3,
+            microseconds: 0,
+            received: 3
+        )
+        await #expect(throws: EventStoreError.self) { try await database.write(events: [second, orphan]) }
         #expect(try await database.allEvents().map(\.seq) == [1], "the failed batch left nothing behind")
     }
 

@@ -9,7 +9,7 @@ public enum MachineListReport {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT m.name, m.uuid, m.endpoint, m.firstSeen, m.lastSeen,
+                    SELECT m.id, m.name, m.uuid, m.endpoint, m.firstSeen, m.lastSeen,
                            (SELECT COUNT(*) FROM event e WHERE e.machineId = m.id) AS events,
                            (SELECT s.initialStatus FROM session s WHERE s.machineId = m.id
                             ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS status,
@@ -23,11 +23,14 @@ public enum MachineListReport {
                 let lastSession: Int64? = row["lastSession"]
                 var state = StateReport.state(forStatus: row["status"])
                 if let lastSession {
+                    // The machine's index finds the session's events (they are few next to the table).
                     let names = try String.fetchAll(
                         db,
-                        sql:
-                            "SELECT name FROM event WHERE sessionId = ? AND name IN ('STOP','RESUME','SUSPEND','SUSPEND_DISK','WAKEUP','SHUTDOWN') ORDER BY seq",
-                        arguments: [lastSession]
+                        sql: """
+                            SELECT name FROM event WHERE machineId = ? AND sessionId = ?
+                              AND name IN ('STOP','RESUME','SUSPEND','SUSPEND_DISK','WAKEUP','SHUTDOWN') ORDER BY seq
+                            """,
+                        arguments: [row["id"], lastSession]
                     )
                     for name in names { state = StateReport.state(after: name, from: state) }
                 }
