@@ -48,62 +48,21 @@ struct JSONParser: ~Copyable {
 
     private mutating func parseObject() throws(Failure) -> JSONValue {
         let isTopLevel = depth == 0
-        try enter()
-        index += 1  // {
         var members: [(key: String, value: JSONValue)] = []
-        skipWhitespace()
-        if peek() == UInt8(ascii: "}") {
-            index += 1
-            depth -= 1
-            return .object(members)
-        }
-        while true {
-            skipWhitespace()
-            guard peek() == UInt8(ascii: "\"") else { throw fail("expected a member name") }
-            let key = try parseString()
-            skipWhitespace()
-            guard peek() == UInt8(ascii: ":") else { throw fail("expected ':' after a member name") }
-            index += 1
-            skipWhitespace()
-            let start = index
-            let value = try parseValue()
-            if isTopLevel, topLevelRanges[key] == nil { topLevelRanges[key] = start..<index }
+        try forEachMember { name, parser throws(Failure) in
+            let key = name.string
+            let start = parser.index
+            let value = try parser.parseValue()
+            if isTopLevel, parser.topLevelRanges[key] == nil { parser.topLevelRanges[key] = start..<parser.index }
             members.append((key, value))
-            skipWhitespace()
-            switch peek() {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "}"):
-                index += 1
-                depth -= 1
-                return .object(members)
-            default: throw fail("expected ',' or '}' in an object")
-            }
         }
+        return .object(members)
     }
 
     private mutating func parseArray() throws(Failure) -> JSONValue {
-        try enter()
-        index += 1  // [
         var values: [JSONValue] = []
-        skipWhitespace()
-        if peek() == UInt8(ascii: "]") {
-            index += 1
-            depth -= 1
-            return .array(values)
-        }
-        while true {
-            skipWhitespace()
-            values.append(try parseValue())
-            skipWhitespace()
-            switch peek() {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "]"):
-                index += 1
-                depth -= 1
-                return .array(values)
-            default: throw fail("expected ',' or ']' in an array")
-            }
-        }
+        try forEachElement { parser throws(Failure) in values.append(try parser.parseValue()) }
+        return .array(values)
     }
 
     mutating func parseString() throws(Failure) -> String {
@@ -233,6 +192,10 @@ struct JSONParser: ~Copyable {
         fileprivate var raw: UnsafeBufferPointer<UInt8>?
         fileprivate var decoded: String?
 
+        var string: String {
+            decoded ?? raw.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        }
+
         static func == (name: MemberName, literal: StaticString) -> Bool {
             let expected = UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
             if let raw = name.raw { return raw.elementsEqual(expected) }
@@ -245,7 +208,7 @@ struct JSONParser: ~Copyable {
         guard index < bytes.count else { throw fail("unexpected end of input") }
         switch bytes[index] {
         case UInt8(ascii: "{"): try forEachMember { _, parser throws(Failure) in try parser.skipValue() }
-        case UInt8(ascii: "["): try skipArray()
+        case UInt8(ascii: "["): try forEachElement { parser throws(Failure) in try parser.skipValue() }
         case UInt8(ascii: "\""): try skipString()
         case UInt8(ascii: "t"): try expectLiteral("true")
         case UInt8(ascii: "f"): try expectLiteral("false")
@@ -310,7 +273,9 @@ struct JSONParser: ~Copyable {
         UnsafeBufferPointer(rebasing: bytes[range])
     }
 
-    private mutating func skipArray() throws(Failure) {
+    /// Walks the array at the current position: `body` gets the parser at each element, and must
+    /// consume it.
+    private mutating func forEachElement(_ body: (inout JSONParser) throws(Failure) -> Void) throws(Failure) {
         try enter()
         index += 1  // [
         skipWhitespace()
@@ -321,7 +286,7 @@ struct JSONParser: ~Copyable {
         }
         while true {
             skipWhitespace()
-            try skipValue()
+            try body(&self)
             skipWhitespace()
             switch peek() {
             case UInt8(ascii: ","): index += 1
