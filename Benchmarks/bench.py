@@ -329,7 +329,9 @@ def save(name, args, summary):
     machine = {"cpus": os.cpu_count(), "platform": platform.platform(),
                "qmplog": subprocess.check_output([QMPLOG, "--version"], text=True).strip(),
                "sqlite3": subprocess.check_output(["sqlite3", "--version"], text=True).split()[0]}
-    arguments = {k: v for k, v in vars(args).items() if k != "run"}
+    # Paths inside the checkout are recorded relative to it, so results name no machine's layout.
+    arguments = {k: os.path.relpath(v, ROOT) if isinstance(v, str) and v.startswith(ROOT + os.sep) else v
+                 for k, v in vars(args).items() if k != "run"}
     path = os.path.join(HERE, "results", f"{name}.json")
     with open(path, "w") as f:
         json.dump({"benchmark": name, "arguments": arguments, "machine": machine, "results": summary}, f, indent=2)
