@@ -31,10 +31,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // SQLite's process-wide options (the variadic sqlite3_config, which Swift cannot call).
+        .target(
+            name: "CSQLiteTuning",
+            linkerSettings: [.linkedLibrary("sqlite3")]
+        ),
         // Storage: SQLite through GRDB. Knows nothing of sockets.
         .target(
             name: "EventStore",
             dependencies: [
+                "CSQLiteTuning",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
@@ -147,7 +153,7 @@ let package = Package(
 // In CI (CI=true), every warning of our own targets is an error (SE-0480); dependencies are unaffected.
 let warningsAreErrors = ProcessInfo.processInfo.environment["CI"] == "true"
 
-for target in package.targets {
+for target in package.targets where !target.name.hasPrefix("C") {
     var settings = target.swiftSettings ?? []
     if warningsAreErrors { settings.append(.treatAllWarnings(as: .error)) }
     settings.append(.enableUpcomingFeature("ExistentialAny"))

@@ -1,3 +1,4 @@
+import CSQLiteTuning
 public import GRDB
 
 #if canImport(Glibc)
@@ -21,6 +22,8 @@ public struct EventDatabase: Sendable {
     public let writer: any DatabaseWriter
     /// The file path, or `nil` in memory.
     public let path: String?
+    /// Checkpoints the WAL beside the writer (a recording database only).
+    private(set) var checkpointer: WALCheckpointer?
 
     /// Wraps `writer`, migrating it to the current schema.
     ///
@@ -59,12 +62,17 @@ public struct EventDatabase: Sendable {
     public static func openForWriting(path: String) throws -> EventDatabase {
         try createPrivateFile(path: path)
         let pool: DatabasePool
+        var database: EventDatabase
         do {
             pool = try DatabasePool(path: path, configuration: configuration(readOnly: false))
+            database = try EventDatabase(writer: pool, path: path)
+            let checkpointer = try WALCheckpointer(path: path, configuration: configuration(readOnly: false))
+            pool.writeWithoutTransaction { checkpointer.install(on: $0) }
+            database.checkpointer = checkpointer
         } catch {
             throw classify(error, path: path, opening: true)
         }
-        return try EventDatabase(writer: pool, path: path)
+        return database
     }
 
     /// Opens an existing database file for reports, read-only.
@@ -97,7 +105,14 @@ public struct EventDatabase: Sendable {
         }
     }
 
+    /// SQLite's process-wide options, set once before the first connection opens: no mutex per
+    /// call on a connection (GRDB serializes each connection on its own queue) and none per
+    /// allocation for memory statistics nobody reads. Measured on a flood: see BENCHMARKS.md.
+    /// When something else initialized SQLite first, the defaults stay; nothing depends on it.
+    private static let processOptions: Int32 = qmplog_sqlite_configure()
+
     static func configuration(readOnly: Bool) -> Configuration {
+        _ = processOptions
         var configuration = Configuration()
         configuration.readonly = readOnly
         configuration.foreignKeysEnabled = true
@@ -106,8 +121,15 @@ public struct EventDatabase: Sendable {
         if !readOnly {
             configuration.prepareDatabase { db in
                 // A checkpoint every 16 MB of WAL instead of 4 MB: fewer checkpoints during a flood.
+                // A recording database replaces it with a WAL hook (see WALCheckpointer), and a WAL
+                // that grew during a flood is cut back to 16 MB when it restarts.
                 // (An 8 MiB page cache was measured too: within noise for ingest, +7 MiB with 1,000 VMs.)
-                try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4000")
+                try db.execute(
+                    sql: """
+                        PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4000;
+                        PRAGMA journal_size_limit = 16777216
+                        """
+                )
             }
         }
         return configuration
