@@ -60,7 +60,13 @@ public struct CollectorService: Service, CustomStringConvertible {
     }
 
     private func recordAll(writer: EventWriter) async -> [String] {
-        let sessions = SessionRecorder(configuration: configuration, database: database, writer: writer, logger: logger)
+        let sessions = SessionRecorder(
+            configuration: configuration,
+            database: database,
+            writer: writer,
+            logger: logger,
+            attaches: AttachLimiter(limit: AttachLimiter.defaultLimit)
+        )
         return await withTaskGroup(of: String?.self) { group in
             for endpoint in configuration.targets {
                 let recorder = MachineRecorder(endpoint: endpoint, sessions: sessions)

@@ -27,9 +27,11 @@ struct MachineRecorder: Sendable {
         var lastError: (any Error)?
         while !Task.isCancelled {
             do {
+                let permit = try await sessions.attaches.acquire()
+                defer { permit.release() }
                 try await QMPClient.withConnection(to: endpoint, configuration: configuration.client) { connection in
                     attempt = 0
-                    try await sessions.record(connection)
+                    try await sessions.record(connection, permit: permit)
                 }
                 lastError = nil
             } catch {

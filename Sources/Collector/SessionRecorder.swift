@@ -10,9 +10,40 @@ struct SessionRecorder: Sendable {
     let database: EventDatabase
     let writer: EventWriter
     let logger: Logger
+    /// Shared by every VM of the recorder.
+    let attaches: AttachLimiter
 
     /// Returns at EOF; rethrows connection errors after recording them as the session's end.
-    func record(_ connection: QMPConnection) async throws {
+    ///
+    /// - Parameter permit: the attach's place (see ``AttachLimiter``), released once the session
+    ///   row is written.
+    func record(_ connection: QMPConnection, permit: AttachPermit? = nil) async throws {
+        // The queries and the session row run in a task that ends (see `inShortLivedTask`); this
+        // task then only waits, for as long as the VM stays attached.
+        let (handle, logger) = try await inShortLivedTask(with: connection) { try await begin($0) }
+        permit?.release()
+        // Events go from the connection's event loop to the writer (held since the greeting until
+        // now); this task waits for the connection to end.
+        let sink = SessionEventSink(session: handle, writer: writer, now: configuration.now)
+        do {
+            try await connection.deliverEvents(to: sink)
+            while let events = try await connection.nextEvents() { _ = sink.receive(events, resume: {}) }
+            let reason = Task.isCancelled ? "recorder-stopped" : "eof"
+            let count = sink.close()
+            writer.end(SessionEnd(sessionId: handle.sessionId, endedAt: configuration.now(), reason: reason))
+            logger.info("Session ended", metadata: ["session.end": "\(reason)", "session.events": "\(count)"])
+        } catch {
+            let reason = Task.isCancelled ? "recorder-stopped" : "error: \(error)"
+            sink.close()
+            writer.end(SessionEnd(sessionId: handle.sessionId, endedAt: configuration.now(), reason: reason))
+            throw error
+        }
+    }
+
+    /// Identifies the VM, opens its session and logs it.
+    ///
+    /// - Returns: the session's ids, and a logger with the VM's metadata.
+    private func begin(_ connection: QMPConnection) async throws -> (SessionHandle, Logger) {
         let endpoint = connection.endpoint
         let startedAt = configuration.now()
         let name = try await optionalQuery(.queryName, on: connection)?["name"]?.stringValue
@@ -44,22 +75,7 @@ struct SessionRecorder: Sendable {
                 "machine.status": "\(status?["status"]?.stringValue ?? "unknown")",
             ]
         )
-        // Events go from the connection's event loop to the writer (held since the greeting until
-        // now); this task waits for the connection to end.
-        let sink = SessionEventSink(session: handle, writer: writer, now: configuration.now)
-        do {
-            try await connection.deliverEvents(to: sink)
-            while let events = try await connection.nextEvents() { _ = sink.receive(events, resume: {}) }
-            let reason = Task.isCancelled ? "recorder-stopped" : "eof"
-            let count = sink.close()
-            writer.end(SessionEnd(sessionId: handle.sessionId, endedAt: configuration.now(), reason: reason))
-            logger.info("Session ended", metadata: ["session.end": "\(reason)", "session.events": "\(count)"])
-        } catch {
-            let reason = Task.isCancelled ? "recorder-stopped" : "error: \(error)"
-            sink.close()
-            writer.end(SessionEnd(sessionId: handle.sessionId, endedAt: configuration.now(), reason: reason))
-            throw error
-        }
+        return (handle, logger)
     }
 
     /// A query's result, or `nil` when QEMU answers it with an error (an older QEMU may lack it).
