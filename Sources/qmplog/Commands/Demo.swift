@@ -34,6 +34,7 @@ extension QMPLogCommand {
                 )
             }
             let logger = logging.bootstrap(label: "qmplog.demo")
+            EventLoops.useOneThread()
             var template = Array("/tmp/qmplog-demo-XXXXXX".utf8CString)
             guard let created = mkdtemp(&template) else { throw DemoError("cannot create a temporary directory") }
             let directory = String(cString: created)

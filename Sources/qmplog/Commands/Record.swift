@@ -117,6 +117,7 @@ extension QMPLogCommand {
 
         func run() async throws {
             let logger = logging.bootstrap(label: "qmplog.record")
+            EventLoops.useOneThread()
             let path = try store.prepareForWriting()
             let database = try EventDatabase.openForWriting(path: path)
             let endpoints = try targets.map { try QMPEndpoint(parsing: $0) }
