@@ -11,5 +11,7 @@ if ! command -v qemu-system-x86_64 >/dev/null || ! dpkg -s libsqlite3-dev >/dev/
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends qemu-system-x86 libsqlite3-dev sqlite3
 fi
-swift build -c release --product qmplog
+# Swift's runtime and Foundation linked in: a binary that runs without a Swift toolchain, and
+# takes less memory (BENCHMARKS.md).
+swift build -c release --static-swift-stdlib --product qmplog
 exec .build/release/qmplog demo "$@"
