@@ -44,27 +44,27 @@ struct WALCheckpointerTests {
         let pool = try #require(database.writer as? DatabasePool)
         var report: DatabaseSnapshot? = try pool.makeSnapshot()
         _ = try await report?.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM event") }
-        // When about 24 MB of events are committed in transactions of 1,000, past the 16 MB of WAL
+        // When about 72 MB of events are committed in transactions of 1,000, past the 64 MB of WAL
         // that asks for a background checkpoint
-        for _ in 0..<24 { try await commitBatch() }
-        #expect(try fileSize(path + "-wal") > 16 << 20)
+        for _ in 0..<72 { try await commitBatch() }
+        #expect(try fileSize(path + "-wal") > 64 << 20)
         // and the report ends
         report = nil
         try await commitBatch()
         // Then a checkpoint runs to the end on the checkpointer's connection and the main file
         // receives the pages, while the writer only committed
         let deadline = ContinuousClock.now + .seconds(30)
-        while try fileSize(path) < 16 << 20, ContinuousClock.now < deadline {
+        while try fileSize(path) < 64 << 20, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(try fileSize(path) >= 16 << 20)
+        #expect(try fileSize(path) >= 64 << 20)
         #expect(checkpointer.completedCheckpoints > 0)
-        // And once it caught up, the next commit restarts the WAL, cut back to 16 MB
-        while try fileSize(path + "-wal") > 16 << 20, ContinuousClock.now < deadline {
+        // And once it caught up, the next commit restarts the WAL, cut back to 64 MB
+        while try fileSize(path + "-wal") > 64 << 20, ContinuousClock.now < deadline {
             try await commitBatch()
             try await Task.sleep(for: .milliseconds(50))
         }
-        #expect(try fileSize(path + "-wal") <= 16 << 20)
+        #expect(try fileSize(path + "-wal") <= 64 << 20)
         // And nothing was lost
         let count = try await database.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM event") }
         #expect(count == Int(seq))
