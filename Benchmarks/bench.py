@@ -29,8 +29,12 @@ from flood_server import render_events  # noqa: E402
 
 
 def timed(command, **kwargs):
-    """Runs `command` under GNU time; returns (seconds, peak RSS in MiB, cpu seconds, stdout)."""
+    """Runs `command` under GNU time; returns (seconds, peak RSS in MiB, cpu seconds, stdout).
+
+    Dirty pages of what ran before (the CSV, the previous contender's database) are written out
+    first, so that no contender pays for another's writeback while it syncs its own files."""
     kwargs.setdefault("stdout", subprocess.PIPE)
+    os.sync()
     result = subprocess.run(["/usr/bin/time", "-f", "%e %M %U %S"] + command, stderr=subprocess.PIPE, text=True,
                             **kwargs)
     if result.returncode != 0:

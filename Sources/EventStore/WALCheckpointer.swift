@@ -44,7 +44,7 @@ final class WALCheckpointer: Sendable {
     /// Installs the WAL hook on the writer's connection (call on the writer's queue).
     ///
     /// The hook holds the checkpointer weakly: once the last ``EventDatabase`` holding it is gone,
-    /// the writer falls back to checkpointing at ``writerPages``.
+    /// the writer checkpoints itself every ``backgroundPages``, as SQLite's own hook would.
     func install(on db: Database) {
         let context = Unmanaged.passRetained(WeakCheckpointer(self)).toOpaque()
         sqlite3_wal_hook(
