@@ -1,6 +1,7 @@
 import Synchronization
 
-/// Lets a bounded number of VMs attach at once: connect, handshake, queries and session row.
+/// Lets a bounded number of VMs attach at once: connect, handshake, queries and session row
+/// (``CollectorConfiguration/maximumConcurrentAttaches``, 64 by default).
 ///
 /// With a thousand sockets, attaching to all of them at once put a thousand handshakes in flight:
 /// their buffers, JSON trees and async frames all existed together, and the heap never shrank back
@@ -13,9 +14,6 @@ final class AttachLimiter: Sendable {
         var waiting: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
         var nextId: UInt64 = 0
     }
-
-    /// Attaches in flight at once.
-    static let defaultLimit = 64
 
     private let state: Mutex<State>
 

@@ -18,6 +18,9 @@ public struct CollectorConfiguration: Sendable {
     /// Events received but not yet committed before VM readers wait for the writer. Bounds memory
     /// when the disk is slower than the VMs.
     public var maximumPendingEvents: Int
+    /// Monitors being dialled at once (connect, handshake, queries, session row); the others wait
+    /// for a place. Bounds the memory of starting a large fleet (see ``AttachLimiter``).
+    public var maximumConcurrentAttaches: Int
     /// The wall clock for `received` and session times, in microseconds since the Unix epoch.
     public var now: @Sendable () -> Int64
 
@@ -30,6 +33,7 @@ public struct CollectorConfiguration: Sendable {
         client: QMPClientConfiguration = QMPClientConfiguration(),
         reconnect: ReconnectPolicy = ReconnectPolicy(),
         maximumPendingEvents: Int = 10_000,
+        maximumConcurrentAttaches: Int = 64,
         now: @escaping @Sendable () -> Int64 = CollectorConfiguration.systemNow
     ) {
         self.targets = targets
@@ -42,6 +46,7 @@ public struct CollectorConfiguration: Sendable {
         self.client.deliversEventsToSink = true
         self.reconnect = reconnect
         self.maximumPendingEvents = maximumPendingEvents
+        self.maximumConcurrentAttaches = maximumConcurrentAttaches
         self.now = now
     }
 

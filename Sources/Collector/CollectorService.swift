@@ -65,7 +65,7 @@ public struct CollectorService: Service, CustomStringConvertible {
             database: database,
             writer: writer,
             logger: logger,
-            attaches: AttachLimiter(limit: AttachLimiter.defaultLimit)
+            attaches: AttachLimiter(limit: configuration.maximumConcurrentAttaches)
         )
         return await withTaskGroup(of: String?.self) { group in
             for endpoint in configuration.targets {

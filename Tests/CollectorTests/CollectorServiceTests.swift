@@ -159,6 +159,37 @@ struct CollectorServiceTests {
         #expect(try await harness.database.allEvents().count == 10)
     }
 
+    @Test func moreVMsThanTheAttachLimitAreAllRecordedAtOnce() async throws {
+        // Given five VMs that stay connected, and a recorder that dials at most two at a time
+        let harness = try RecordingHarness()
+        defer { harness.remove() }
+        var servers: [FakeQMPServer] = []
+        for index in 0..<5 {
+            servers.append(
+                try await FakeQMPServer.start(
+                    at: harness.directory.file("vm\(index).qmp"),
+                    behavior: .qemu(events: [FakeQMPBehavior.event("STOP")], close: false)
+                )
+            )
+        }
+        defer { for server in servers { Task { await server.stop() } } }
+        let service = harness.makeService(targets: servers.map(\.path), once: false, maximumConcurrentAttaches: 2)
+
+        try await testGracefulShutdown { trigger in
+            async let recording: Void = service.run()
+            // Then all five are attached at the same time: an attach gives its place back once its
+            // session is open, not when the VM goes away
+            try await harness.waitForSessions(5)
+            try await harness.waitUntil("an event from each VM") { try await harness.database.allEvents().count == 5 }
+            trigger.triggerGracefulShutdown()
+            try await recording
+        }
+
+        let sessions = try await harness.database.allSessions()
+        #expect(sessions.count == 5)
+        #expect(sessions.allSatisfy { $0.endReason == "recorder-stopped" })
+    }
+
     @Test func reconnectsWhenAConnectionEndsUnlessOnce() async throws {
         let harness = try RecordingHarness()
         defer { harness.remove() }

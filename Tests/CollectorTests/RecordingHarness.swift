@@ -20,6 +20,7 @@ struct RecordingHarness {
         watch: [WatchedDirectory] = [],
         once: Bool = true,
         greetingTimeout: Duration = .seconds(5),
+        maximumConcurrentAttaches: Int = 64,
         logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
     ) -> CollectorService {
         CollectorService(
@@ -30,7 +31,8 @@ struct RecordingHarness {
                 watchInterval: .milliseconds(100),
                 once: once,
                 client: QMPClientConfiguration(greetingTimeout: greetingTimeout),
-                reconnect: ReconnectPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200))
+                reconnect: ReconnectPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200)),
+                maximumConcurrentAttaches: maximumConcurrentAttaches
             ),
             database: database,
             logger: logger
