@@ -26,7 +26,7 @@ public enum QMPClient {
         configuration: QMPClientConfiguration = QMPClientConfiguration(),
         _ body: (QMPConnection) async throws -> Result
     ) async throws -> Result {
-        let channel = try await inShortLivedTask(with: ()) { _ in
+        let channel = try await inShortLivedTask {
             try await connect(to: endpoint, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
         }
         return try await run(channel, endpoint: endpoint, peer: nil, configuration: configuration, body)

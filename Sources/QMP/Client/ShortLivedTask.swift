@@ -21,6 +21,14 @@ public func inShortLivedTask<Value, Result: Sendable>(
     }
 }
 
+/// Runs `body` in a child task of its own and returns what it returns (see
+/// ``inShortLivedTask(with:_:)``).
+public func inShortLivedTask<Result: Sendable>(
+    _ body: @escaping @Sendable () async throws -> Result
+) async throws -> Result {
+    try await inShortLivedTask(with: ()) { _ in try await body() }
+}
+
 /// A value that crosses into the child of ``inShortLivedTask(with:_:)`` while its owner waits.
 private struct HandOver<Value>: @unchecked Sendable {
     let value: Value
