@@ -6,9 +6,9 @@
     python3 Benchmarks/bench.py export  [--events 1000000] [--runs 3]
     python3 Benchmarks/bench.py many    [--vms 1000] [--seconds 30]
 
-Needs a release build (`swift build -c release --static-swift-stdlib`), sqlite3, GNU time (/usr/bin/time) and, for the
-Python comparison, `pip install qemu.qmp`. Results print as a table and are saved as JSON under
-Benchmarks/results/.
+Needs a release build (`swift build -c release --static-swift-stdlib`), sqlite3, GNU time
+(/usr/bin/time) and, for the Python comparison, `pip install qemu.qmp`. Results print as a table
+and are saved as JSON under Benchmarks/results/.
 """
 import argparse
 import json
