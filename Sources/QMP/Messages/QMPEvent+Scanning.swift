@@ -67,12 +67,7 @@ extension JSONParser {
 
     /// The run-state members of an event's `data`, read in one pass.
     private struct DataFields {
-        var guest: Bool?
-        var reason: String?
-        var action: String?
-        var panicType: String?
-        var panicReason: String?
-        var panicArg1: String?
+        var values = QMPRunStateFields()
         /// Members already met (bits of ``Member``): the first of duplicates counts.
         private var seen: UInt8 = 0
 
@@ -81,16 +76,14 @@ extension JSONParser {
             return seen & member.rawValue == 0
         }
 
+        /// The fields as stored for `event`: `info` means crash information only in panic events.
         func runState(of event: String) -> QMPRunStateFields {
-            let panic = QMPRunStateFields.panicEvents.contains(event)
-            return QMPRunStateFields(
-                guest: guest,
-                reason: reason,
-                action: action,
-                panicType: panic ? panicType : nil,
-                panicReason: panic ? panicReason : nil,
-                panicArg1: panic ? panicArg1 : nil
-            )
+            guard !QMPRunStateFields.panicEvents.contains(event) else { return values }
+            var stored = values
+            stored.panicType = nil
+            stored.panicReason = nil
+            stored.panicArg1 = nil
+            return stored
         }
     }
 
@@ -103,25 +96,25 @@ extension JSONParser {
         try forEachMember { member, parser throws(Failure) in
             if member == "guest", fields.isFirst(.guest) {
                 if let flag = try parser.parseBoolIfPresent() {
-                    fields.guest = flag
+                    fields.values.guest = flag
                     return
                 }
             } else if member == "reason", fields.isFirst(.reason) {
-                fields.reason = try parser.parseStringIfPresent()
-                if fields.reason != nil { return }
+                fields.values.reason = try parser.parseStringIfPresent()
+                if fields.values.reason != nil { return }
             } else if member == "action", fields.isFirst(.action) {
-                fields.action = try parser.parseStringIfPresent()
-                if fields.action != nil { return }
+                fields.values.action = try parser.parseStringIfPresent()
+                if fields.values.action != nil { return }
             } else if member == "info", fields.isFirst(.info), parser.peek() == UInt8(ascii: "{") {
                 try parser.forEachMember { member, parser throws(Failure) in
                     if member == "type", fields.isFirst(.type) {
-                        fields.panicType = try parser.parseStringIfPresent()
-                        if fields.panicType != nil { return }
+                        fields.values.panicType = try parser.parseStringIfPresent()
+                        if fields.values.panicType != nil { return }
                     } else if member == "reason", fields.isFirst(.infoReason) {
-                        fields.panicReason = try parser.parseStringIfPresent()
-                        if fields.panicReason != nil { return }
+                        fields.values.panicReason = try parser.parseStringIfPresent()
+                        if fields.values.panicReason != nil { return }
                     } else if member == "arg1", fields.isFirst(.arg1), parser.isAtNumber {
-                        fields.panicArg1 = String(decoding: parser.slice(try parser.scanNumber()), as: UTF8.self)
+                        fields.values.panicArg1 = String(decoding: parser.slice(try parser.scanNumber()), as: UTF8.self)
                         return
                     }
                     try parser.skipValue()
