@@ -112,6 +112,24 @@ struct EventDatabaseTests {
         )
         await #expect(throws: EventStoreError.self) { try await database.write(events: [second, orphan]) }
         #expect(try await database.allEvents().map(\.seq) == [1], "the failed batch left nothing behind")
+        // A session that exists, named with another machine's id: refused as well.
+        let other = try await database.beginSession(makeSession(name: "vm2"))
+        let crossed = NewEvent(
+            session: SessionHandle(sessionId: other.sessionId, machineId: handle.machineId),
+            seq: 1,
+            name: "STOP",
+            seconds: 4,
+            microseconds: 0,
+            received: 4
+        )
+        let error = await #expect(throws: EventStoreError.self) { try await database.write(events: [crossed]) }
+        #expect(error?.code == .writeFailed)
+        #expect(try await database.allEvents().map(\.seq) == [1])
+        // The batch checks its references itself with SQLite's foreign keys off; they are back on after.
+        let enforced = try await database.writer.read { try Bool.fetchOne($0, sql: "PRAGMA foreign_keys") }
+        #expect(enforced == true)
+        try await database.write(events: [second])
+        #expect(try await database.writer.read { try Bool.fetchOne($0, sql: "PRAGMA foreign_keys") } == true)
     }
 
     @Test func identifiesMachinesByNameThenUUIDThenEndpoint() async throws {
