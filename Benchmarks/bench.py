@@ -28,19 +28,44 @@ sys.path.insert(0, HERE)
 from flood_server import render_events  # noqa: E402
 
 
-def timed(command, **kwargs):
+def timed(command, cpu_window=None, **kwargs):
     """Runs `command` under GNU time; returns (seconds, peak RSS in MiB, cpu seconds, stdout).
 
     Dirty pages of what ran before (the CSV, the previous contender's database) are written out
-    first, so that no contender pays for another's writeback while it syncs its own files."""
+    first, so that no contender pays for another's writeback while it syncs its own files.
+    With `cpu_window=(start, end)` (seconds after launch), the fourth item is instead the share of
+    a core the command used between those two moments, read from /proc: the steady state, without
+    start-up and shutdown."""
     kwargs.setdefault("stdout", subprocess.PIPE)
     os.sync()
-    result = subprocess.run(["/usr/bin/time", "-f", "%e %M %U %S"] + command, stderr=subprocess.PIPE, text=True,
-                            **kwargs)
-    if result.returncode != 0:
-        raise RuntimeError(f"{command[0]} failed ({result.returncode}): {result.stderr[-2000:]}")
-    elapsed, rss_kib, user, system = result.stderr.strip().splitlines()[-1].split()
-    return float(elapsed), int(rss_kib) / 1024, float(user) + float(system), result.stdout
+    process = subprocess.Popen(["/usr/bin/time", "-f", "%e %M %U %S"] + command, stderr=subprocess.PIPE, text=True,
+                               **kwargs)
+    window = None
+    if cpu_window:
+        launched = time.monotonic()
+        samples = []
+        for moment in cpu_window:
+            time.sleep(max(0, launched + moment - time.monotonic()))
+            samples.append((time.monotonic(), child_cpu_seconds(process.pid)))
+        (t0, cpu0), (t1, cpu1) = samples
+        window = (cpu1 - cpu0) / (t1 - t0) if cpu0 is not None and cpu1 is not None else None
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({process.returncode}): {stderr[-2000:]}")
+    elapsed, rss_kib, user, system = stderr.strip().splitlines()[-1].split()
+    return float(elapsed), int(rss_kib) / 1024, float(user) + float(system), window if cpu_window else stdout
+
+
+def child_cpu_seconds(parent):
+    """CPU seconds (user + system, all threads) of the one child of `parent` (GNU time's command)."""
+    try:
+        with open(f"/proc/{parent}/task/{parent}/children") as f:
+            child = int(f.read().split()[0])
+        with open(f"/proc/{child}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def count_rows(db, table="event"):
@@ -300,19 +325,22 @@ def many(args):
         else:
             command = [sys.executable, os.path.join(HERE, "python_recorder.py"), db] + paths
         try:
-            elapsed, rss, cpu, _ = timed(command)
+            # The steady state: from 10 s after launch (every VM attached) to 5 s before the end.
+            elapsed, rss, cpu, steady = timed(command, cpu_window=(10, args.seconds - 5))
         finally:
             server.kill()
         stored = count_rows(db)
         expected = args.vms * (int(args.rate * args.seconds) + 1)
         results[name] = {"seconds": elapsed, "cpu_seconds": cpu, "core_percent": 100 * cpu / elapsed,
+                         "steady_core_percent": None if steady is None else 100 * steady,
                          "peak_rss_mib": rss, "events": stored, "expected": expected}
         print(f"{name}: {results[name]}", flush=True)
     shutil.rmtree(work)
     print(f"\n{args.vms} VMs x {args.rate} events/s x {args.seconds} s")
-    print(f"{'':18} {'% of a core':>12} {'peak RSS':>9} {'events':>10}")
+    print(f"{'':18} {'% of a core':>12} {'steady state':>13} {'peak RSS':>9} {'events':>10}")
     for name, row in results.items():
-        print(f"{name:18} {row['core_percent']:11.1f}% {row['peak_rss_mib']:7.1f}Mi {row['events']:10,}")
+        steady = "—" if row["steady_core_percent"] is None else f"{row['steady_core_percent']:.1f}%"
+        print(f"{name:18} {row['core_percent']:11.1f}% {steady:>13} {row['peak_rss_mib']:7.1f}Mi {row['events']:10,}")
     save("many", args, results)
 
 
