@@ -4,7 +4,7 @@
     python3 Benchmarks/bench.py ingest  [--events 1000000] [--runs 5]
     python3 Benchmarks/bench.py reports [--events 10000000] [--runs 3]
     python3 Benchmarks/bench.py export  [--events 1000000] [--runs 3]
-    python3 Benchmarks/bench.py many    [--vms 1000] [--seconds 30]
+    python3 Benchmarks/bench.py many    [--vms 1000] [--seconds 30] [--skip-floor]
 
 Needs a release build (`swift build -c release --static-swift-stdlib`), sqlite3, GNU time
 (/usr/bin/time) and, for the Python comparison, `pip install qemu.qmp`. Results print as a table
@@ -24,6 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 QMPLOG = os.path.join(ROOT, ".build", "release", "qmplog")
+FLOOR_PACKAGE = os.path.join(HERE, "NIOFloor")
 sys.path.insert(0, HERE)
 from flood_server import render_events  # noqa: E402
 
@@ -309,10 +310,16 @@ def many(args):
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     work = tempfile.mkdtemp(prefix="bench-many-")
     results = {}
-    for name in ["qmplog"] + ([] if args.skip_python else ["python qemu.qmp"]):
+    contenders = ["qmplog"] + ([] if args.skip_python else ["python qemu.qmp"])
+    if not args.skip_floor:
+        # What SwiftNIO alone costs reading these sockets: qmplog's floor (Benchmarks/NIOFloor).
+        subprocess.run(["swift", "build", "-c", "release", "--package-path", FLOOR_PACKAGE], check=True,
+                       stdout=subprocess.DEVNULL)
+        contenders.append("nio floor")
+    for name in contenders:
         sockets = os.path.join(work, name.split()[0])
         os.makedirs(sockets)
-        start_after = "query-status" if name == "qmplog" else "qmp_capabilities"
+        start_after = "qmp_capabilities" if name == "python qemu.qmp" else "query-status"
         server = subprocess.Popen([sys.executable, os.path.join(HERE, "flood_server.py"), "--trickle", str(args.rate),
                                    "--seconds", str(args.seconds), "--directory", sockets, "--vms", str(args.vms),
                                    "--start-after", start_after])
@@ -322,6 +329,8 @@ def many(args):
         db = os.path.join(work, name.split()[0] + ".sqlite")
         if name == "qmplog":
             command = [args.qmplog, "record", "--once", "--log-level", "error", "--db", db] + paths
+        elif name == "nio floor":
+            command = [os.path.join(FLOOR_PACKAGE, ".build", "release", "nio-floor")] + paths
         else:
             command = [sys.executable, os.path.join(HERE, "python_recorder.py"), db] + paths
         try:
@@ -329,7 +338,7 @@ def many(args):
             elapsed, rss, cpu, steady = timed(command, cpu_window=(10, args.seconds - 5))
         finally:
             server.kill()
-        stored = count_rows(db)
+        stored = None if name == "nio floor" else count_rows(db)  # the floor stores nothing
         expected = args.vms * (int(args.rate * args.seconds) + 1)
         results[name] = {"seconds": elapsed, "cpu_seconds": cpu, "core_percent": 100 * cpu / elapsed,
                          "steady_core_percent": None if steady is None else 100 * steady,
@@ -340,7 +349,8 @@ def many(args):
     print(f"{'':18} {'% of a core':>12} {'steady state':>13} {'peak RSS':>9} {'events':>10}")
     for name, row in results.items():
         steady = "—" if row["steady_core_percent"] is None else f"{row['steady_core_percent']:.1f}%"
-        print(f"{name:18} {row['core_percent']:11.1f}% {steady:>13} {row['peak_rss_mib']:7.1f}Mi {row['events']:10,}")
+        events = "—" if row["events"] is None else f"{row['events']:,}"
+        print(f"{name:18} {row['core_percent']:11.1f}% {steady:>13} {row['peak_rss_mib']:7.1f}Mi {events:>10}")
     save("many", args, results)
 
 
@@ -393,6 +403,8 @@ def main():
     p.add_argument("--rate", type=float, default=3)
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--skip-python", action="store_true")
+    p.add_argument("--skip-floor", action="store_true",
+                   help="do not build and run Benchmarks/NIOFloor (SwiftNIO reading the sockets, nothing more)")
     p.add_argument("--qmplog", default=QMPLOG, help="the qmplog binary to measure (default: the release build)")
     p.set_defaults(run=many)
     args = parser.parse_args()
