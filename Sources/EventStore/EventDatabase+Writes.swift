@@ -53,7 +53,8 @@ extension EventDatabase {
     /// Stores events and session ends in one transaction: all of them or, on failure, none.
     ///
     /// Events are inserted in the order given; ends are applied after them. Statements are
-    /// prepared once per connection and reused, so a batch of thousands costs one commit.
+    /// prepared once per connection and reused, so a batch of thousands costs one commit. A
+    /// machine's `lastSeen` follows its events within 10 seconds and is exact at its session's end.
     ///
     /// - Throws: ``EventStoreError`` naming the database (disk full, read-only, I/O error).
     public func write(events: [NewEvent], endings: [SessionEnd] = []) async throws {
@@ -66,7 +67,7 @@ extension EventDatabase {
                 try db.execute(sql: "PRAGMA foreign_keys = OFF")
                 do {
                     try db.inTransaction {
-                        try Self.insert(events, endings: endings, in: db)
+                        try Self.insert(events, endings: endings, ledger: lastSeenLedger, in: db)
                         return .commit
                     }
                 } catch {
@@ -80,7 +81,7 @@ extension EventDatabase {
         }
     }
 
-    static func insert(_ events: [NewEvent], endings: [SessionEnd], in db: Database) throws {
+    static func insert(_ events: [NewEvent], endings: [SessionEnd], ledger: LastSeenLedger, in db: Database) throws {
         // The latest arrival per session: the sessions to check, and the machines' lastSeen.
         var latest: [SessionHandle: Int64] = [:]
         for event in events {
@@ -100,14 +101,21 @@ extension EventDatabase {
         }
         let lastSeen = Dictionary(latest.map { ($0.key.machineId, $0.value) }, uniquingKeysWith: max)
         let touchMachine = try db.cachedStatement(sql: "UPDATE machine SET lastSeen = MAX(lastSeen, ?) WHERE id = ?")
-        for (machineId, received) in lastSeen {
+        for (machineId, received) in ledger.due(lastSeen) {
             try touchMachine.execute(arguments: [received, machineId])
         }
         let endSession = try db.cachedStatement(
             sql: "UPDATE session SET endedAt = MAX(startedAt, ?), endReason = ? WHERE id = ? AND endedAt IS NULL"
         )
+        // The end of a session is the last contact with its VM: after every event it had.
+        let touchEndedMachine = try db.cachedStatement(
+            sql:
+                "UPDATE machine SET lastSeen = MAX(lastSeen, ?) WHERE id = (SELECT machineId FROM session WHERE id = ?)"
+        )
         for ending in endings {
             try endSession.execute(arguments: [ending.endedAt, ending.reason, ending.sessionId])
+            guard db.changesCount > 0 else { continue }
+            try touchEndedMachine.execute(arguments: [ending.endedAt, ending.sessionId])
         }
     }
 

@@ -24,6 +24,8 @@ public struct EventDatabase: Sendable {
     public let path: String?
     /// Checkpoints the WAL beside the writer (a recording database only).
     private(set) var checkpointer: WALCheckpointer?
+    /// Keeps event batches from rewriting every machine's `lastSeen` (see ``LastSeenLedger``).
+    let lastSeenLedger = LastSeenLedger()
 
     /// Wraps `writer`, migrating it to the current schema.
     ///

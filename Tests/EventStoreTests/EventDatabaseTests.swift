@@ -92,7 +92,34 @@ struct EventDatabaseTests {
         let session = try #require(try await database.allSessions().first)
         #expect(session.endedAt == 12_000_000)
         #expect(session.endReason == "eof")
-        #expect(try await database.allMachines().first?.lastSeen == 11_000_000)
+        #expect(try await database.allMachines().first?.lastSeen == 12_000_000, "the session's end")
+    }
+
+    @Test func lastSeenFollowsEventsWithinTenSecondsAndIsExactAtTheEnd() async throws {
+        let database = try EventDatabase.inMemory()
+        let handle = try await database.beginSession(makeSession(name: "vm1"))  // started at 1 s
+        func arrival(_ seq: Int64, at received: Int64) -> NewEvent {
+            NewEvent(session: handle, seq: seq, name: "STOP", seconds: 1, microseconds: 0, received: received)
+        }
+        func lastSeen() async throws -> Int64? { try await database.allMachines().first?.lastSeen }
+        #expect(try await lastSeen() == 1_000_000)
+        try await database.write(events: [arrival(1, at: 2_000_000)])
+        #expect(try await lastSeen() == 2_000_000, "the first batch of a machine writes it")
+        try await database.write(events: [arrival(2, at: 3_000_000), arrival(3, at: 4_000_000)])
+        #expect(try await lastSeen() == 2_000_000, "within 10 s of the value written: not rewritten")
+        try await database.write(events: [arrival(4, at: 12_000_000)])
+        #expect(try await lastSeen() == 12_000_000)
+        try await database.write(
+            events: [arrival(5, at: 13_000_000)],
+            endings: [SessionEnd(sessionId: handle.sessionId, endedAt: 14_000_000, reason: "eof")]
+        )
+        #expect(try await lastSeen() == 14_000_000, "the end is the last contact")
+        // A second end of the same session changes nothing.
+        try await database.write(
+            events: [],
+            endings: [SessionEnd(sessionId: handle.sessionId, endedAt: 20_000_000, reason: "x")]
+        )
+        #expect(try await lastSeen() == 14_000_000)
     }
 
     @Test func aBatchWithARowTheStoreRefusesLeavesNothingBehind() async throws {

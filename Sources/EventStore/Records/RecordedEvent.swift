@@ -46,6 +46,8 @@ public struct Machine: Codable, Sendable, Hashable, FetchableRecord, TableRecord
     public var uuid: String?
     public var endpoint: String
     public var firstSeen: Int64
+    /// The last contact with the VM: its latest session's start or end or, while a recorder is
+    /// attached, its latest event (written at most every 10 seconds per VM).
     public var lastSeen: Int64
 
     public enum Columns {
