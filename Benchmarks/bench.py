@@ -6,7 +6,7 @@
     python3 Benchmarks/bench.py export  [--events 1000000] [--runs 3]
     python3 Benchmarks/bench.py many    [--vms 1000] [--seconds 30] [--skip-floor]
 
-Needs a release build (`swift build -c release --static-swift-stdlib`), sqlite3, GNU time
+Needs a release build (`swift build -c release --static-swift-stdlib --product qmplog`), sqlite3, GNU time
 (/usr/bin/time) and, for the Python comparison, `pip install qemu.qmp`. Results print as a table
 and are saved as JSON under Benchmarks/results/.
 """
@@ -409,7 +409,7 @@ def main():
     p.set_defaults(run=many)
     args = parser.parse_args()
     if not os.access(QMPLOG, os.X_OK):
-        sys.exit(f"build first: swift build -c release --static-swift-stdlib  ({QMPLOG} missing)")
+        sys.exit(f"build first: swift build -c release --static-swift-stdlib --product qmplog  ({QMPLOG} missing)")
     args.run(args)
 
 
