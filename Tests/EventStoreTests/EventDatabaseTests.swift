@@ -122,6 +122,29 @@ struct EventDatabaseTests {
         #expect(try await lastSeen() == 14_000_000)
     }
 
+    @Test func abandonedSessionsEndAtTheirLastEventOrTheirStart() async throws {
+        let database = try EventDatabase.inMemory()
+        let busy = try await database.beginSession(makeSession(name: "vm1"))  // started at 1 s
+        let quiet = try await database.beginSession(makeSession(name: "vm2"))
+        let closed = try await database.beginSession(makeSession(name: "vm3"))
+        try await database.write(
+            events: [
+                NewEvent(session: busy, seq: 1, name: "STOP", seconds: 1, microseconds: 0, received: 5_000_000),
+                NewEvent(session: busy, seq: 2, name: "RESUME", seconds: 2, microseconds: 0, received: 7_000_000),
+            ],
+            endings: [SessionEnd(sessionId: closed.sessionId, endedAt: 3_000_000, reason: "eof")]
+        )
+        let ended = try await database.endAbandonedSessions()
+        #expect(Set(ended.map(\.sessionId)) == [busy.sessionId, quiet.sessionId])
+        let sessions = Dictionary(uniqueKeysWithValues: try await database.allSessions().map { ($0.id, $0) })
+        #expect(sessions[busy.sessionId]?.endedAt == 7_000_000, "its last event")
+        #expect(sessions[quiet.sessionId]?.endedAt == 1_000_000, "no event: its start")
+        #expect(sessions[busy.sessionId]?.endReason == EventDatabase.abandonedSessionReason)
+        #expect(sessions[closed.sessionId]?.endReason == "eof", "an ended session stays as it was")
+        #expect(try await database.allMachines().first { $0.id == busy.machineId }?.lastSeen == 7_000_000)
+        #expect(try await database.endAbandonedSessions().isEmpty)
+    }
+
     @Test func aBatchWithARowTheStoreRefusesLeavesNothingBehind() async throws {
         let database = try EventDatabase.inMemory()
         let handle = try await database.beginSession(makeSession(name: "vm1"))

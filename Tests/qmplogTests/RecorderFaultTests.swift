@@ -140,6 +140,69 @@ struct RecorderFaultTests {
         print("events committed after each kill -9: \(committed)")
     }
 
+    @Test func aRecorderStartingAloneEndsTheSessionsALostRecorderLeftOpenButNeverALiveOnes() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("events.sqlite")
+        func qemu(_ name: String, _ event: String, close: Bool) async throws -> FakeQMPServer {
+            try await FakeQMPServer.start(
+                at: directory.file("\(name).qmp"),
+                behavior: .qemu(name: name, events: [FakeQMPBehavior.event(event)], close: close)
+            )
+        }
+        let lostVM = try await qemu("lost", "STOP", close: false)
+        let liveVM = try await qemu("live", "RESUME", close: false)
+        let briefVM = try await qemu("brief", "STOP", close: true)
+        defer { Task { for server in [lostVM, liveVM, briefVM] { await server.stop() } } }
+        func recorder(_ arguments: [String], log: String) throws -> ChildProcess {
+            try ChildProcess(
+                QmplogBinaryTests.binary,
+                arguments: ["record", "--db", database, "--log-level", "error"] + arguments,
+                outputPath: directory.file(log)
+            )
+        }
+        func sessions() async throws -> [String: Session] {
+            let store = try EventDatabase.openForReading(path: database)
+            let names = Dictionary(uniqueKeysWithValues: try await store.allMachines().map { ($0.id, $0.name ?? "") })
+            return Dictionary(try await store.allSessions().map { (names[$0.machineId] ?? "", $0) }) { $1 }
+        }
+
+        func eventCount() async -> Int {
+            guard let store = try? EventDatabase.openForReading(path: database) else { return 0 }
+            return (try? await store.allEvents().count) ?? 0
+        }
+
+        // Given a recorder killed with its session open
+        let lost = try recorder([lostVM.path], log: "lost.log")
+        for _ in 0..<600 where await eventCount() == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        lost.kill9()
+        #expect(try await sessions()["lost"]?.endedAt == nil)
+
+        // When a recorder starts alone, it ends that session at its last event
+        let live = try recorder([liveVM.path], log: "live.log")
+        defer { live.kill9() }
+        for _ in 0..<600 where await eventCount() < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        let store = try EventDatabase.openForReading(path: database)
+        let stop = try #require(try await store.allEvents().first { $0.name == "STOP" })
+        let ended = try #require(try await sessions()["lost"])
+        #expect(ended.endReason == EventDatabase.abandonedSessionReason)
+        #expect(ended.endedAt == stop.received)
+        #expect(try await sessions()["live"]?.endedAt == nil)
+
+        // And a second recorder started beside a live one leaves the live one's session open
+        let brief = try recorder(["--once", briefVM.path], log: "brief.log")
+        #expect(try await brief.waitForExit() == 0)
+        #expect(try await sessions()["brief"]?.endReason == "eof")
+        #expect(try await sessions()["live"]?.endedAt == nil, "the live recorder's session is not abandoned")
+
+        // Until that one stops and ends it itself
+        live.send(signal: SIGTERM)
+        #expect(try await live.waitForExit() == 0)
+        #expect(try await sessions()["live"]?.endReason == "recorder-stopped")
+        let lockMode = try FileManager.default.attributesOfItem(atPath: database + "-recorder.lock")[.posixPermissions]
+        #expect(lockMode as? Int == 0o600)
+    }
+
     /// Polls `database` until it holds an event (at most 30 s).
     private func waitForFirstEvent(in database: String) async throws {
         for _ in 0..<600 {

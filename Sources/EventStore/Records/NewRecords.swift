@@ -130,7 +130,8 @@ public struct NewEvent: Sendable, Hashable {
 public struct SessionEnd: Sendable, Hashable {
     public var sessionId: Int64
     public var endedAt: Int64
-    /// Why: `eof` (QEMU closed the connection), `recorder-stopped`, or an error's text.
+    /// Why: `eof` (QEMU closed the connection), `recorder-stopped`, `recorder-lost` (see
+    /// ``EventDatabase/endAbandonedSessions()``), or an error's text.
     public var reason: String
 
     public init(sessionId: Int64, endedAt: Int64, reason: String) {

@@ -120,6 +120,22 @@ extension QMPLogCommand {
             EventLoops.useOneThread()
             let path = try store.prepareForWriting()
             let database = try EventDatabase.openForWriting(path: path)
+            // Alone, every session still open was left by a recorder that is gone: end it, so that
+            // reports do not take its VM as attached in its last state ever since.
+            let lock = try RecorderLock(databasePath: path)
+            if lock.isOnlyRecorder {
+                let ended = try await database.endAbandonedSessions()
+                if !ended.isEmpty {
+                    logger.notice(
+                        "Ended sessions a lost recorder left open, each at its last event",
+                        metadata: [
+                            "sessions": "\(ended.count)", "session.end": "\(EventDatabase.abandonedSessionReason)",
+                        ]
+                    )
+                }
+            }
+            try lock.share()
+            defer { withExtendedLifetime(lock) {} }
             let endpoints = try targets.map { try QMPEndpoint(parsing: $0) }
             let configuration = CollectorConfiguration(
                 targets: endpoints,
