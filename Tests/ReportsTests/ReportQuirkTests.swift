@@ -224,6 +224,60 @@ struct ReportQuirkTests {
         )
     }
 
+    @Test func aSessionALostRecorderLeftOpenCountsOnlyUntilItsLastEventOnceEnded() async throws {
+        // Session 1, left open by a killed recorder: attached t0-1 (prelaunch counts as paused),
+        // running at t0, paused at t0+10. Session 2, a new recorder: attached t0+99 running, paused
+        // at t0+150, ended t0+151.
+        let fixture = try await FixtureDatabase([
+            (
+                "vm1",
+                [
+                    .init(
+                        lines: [
+                            FixtureDatabase.event("RESUME", at: Self.t0),
+                            FixtureDatabase.event("STOP", at: Self.t0 + 10),
+                        ],
+                        open: true
+                    ),
+                    .init(
+                        lines: [
+                            FixtureDatabase.event("RESUME", at: Self.t0 + 100),
+                            FixtureDatabase.event("STOP", at: Self.t0 + 150),
+                        ],
+                        initialStatus: "running"
+                    ),
+                ]
+            )
+        ])
+        defer { fixture.remove() }
+        let second: Int64 = 1_000_000
+        let query = ReportQuery(
+            since: (Self.t0 - 1) * second,
+            until: (Self.t0 + 200) * second,
+            now: (Self.t0 + 200) * second
+        )
+        func row() async throws -> [ReportValue] {
+            try #require(try await fixture.run(.states, query).table("by_vm")?.rows.first)
+        }
+        // While open, the lost session seems to last until now, paused, and hides the second one
+        let lostOpen = try await row()
+        #expect(
+            lostOpen == [
+                "vm1", .duration(10 * second), .duration(191 * second), .duration(0), .duration(0), .duration(0),
+            ]
+        )
+
+        // Once ended at its last event (what a recorder starting alone does), both sessions count
+        _ = try await fixture.database.endAbandonedSessions()
+        let ended = try await row()
+        #expect(
+            ended == [
+                "vm1", .duration(61 * second), .duration(2 * second), .duration(0), .duration(0),
+                .duration(138 * second),
+            ]
+        )
+    }
+
     @Test func aVMNobodyRecordedIsAnErrorNamingTheKnownOnes() async throws {
         let fixture = try await FixtureDatabase([("vm1", [.init(lines: [FixtureDatabase.event("STOP", at: Self.t0)])])])
         defer { fixture.remove() }
