@@ -12,7 +12,7 @@
 /// was left by a recorder that is gone (``EventDatabase/endAbandonedSessions()``) — and then
 /// ``share()``s it; the others take it shared. The kernel drops it when the process ends, however it
 /// ends. (POSIX locks turn exclusive into shared atomically, so no recorder starting in between
-/// can take itself for alone.)
+/// can take itself for alone. They belong to the process: one lock per process and database.)
 public final class RecorderLock: Sendable {
     /// The lock file's path.
     public let path: String
@@ -38,8 +38,14 @@ public final class RecorderLock: Sendable {
         isOnlyRecorder = false
         var waited = 0.0
         while !Self.lock(descriptor, F_RDLCK) {
-            guard errno == EAGAIN || errno == EACCES || errno == EINTR, waited < Self.startTimeout else {
-                let error = Self.error("cannot lock", path: path)
+            let busy = errno == EAGAIN || errno == EACCES || errno == EINTR
+            guard busy, waited < Self.startTimeout else {
+                let error =
+                    busy
+                    ? EventStoreError(
+                        code: .cannotOpen,
+                        message: "another recorder has held \(path) exclusively for \(Int(Self.startTimeout)) s"
+                    ) : Self.error("cannot lock", path: path)
                 close(descriptor)
                 throw error
             }
