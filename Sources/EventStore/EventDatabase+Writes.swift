@@ -67,7 +67,7 @@ extension EventDatabase {
                 try db.execute(sql: "PRAGMA foreign_keys = OFF")
                 do {
                     try db.inTransaction {
-                        try Self.insert(events, endings: endings, ledger: lastSeenLedger, in: db)
+                        try Self.insert(events, endings: endings, ledger: ledger, in: db)
                         return .commit
                     }
                 } catch {
@@ -81,13 +81,13 @@ extension EventDatabase {
         }
     }
 
-    static func insert(_ events: [NewEvent], endings: [SessionEnd], ledger: LastSeenLedger, in db: Database) throws {
+    static func insert(_ events: [NewEvent], endings: [SessionEnd], ledger: WriteLedger, in db: Database) throws {
         // The latest arrival per session: the sessions to check, and the machines' lastSeen.
         var latest: [SessionHandle: Int64] = [:]
         for event in events {
             latest[event.session] = max(latest[event.session] ?? .min, event.received)
         }
-        try checkSessions(latest.keys, in: db)
+        try checkSessions(latest.keys, ledger: ledger, in: db)
         let insertEvent = try db.cachedStatement(
             sql: """
                 INSERT INTO event (sessionId, machineId, seq, name, seconds, microseconds, time, received,
@@ -101,7 +101,7 @@ extension EventDatabase {
         }
         let lastSeen = Dictionary(latest.map { ($0.key.machineId, $0.value) }, uniquingKeysWith: max)
         let touchMachine = try db.cachedStatement(sql: "UPDATE machine SET lastSeen = MAX(lastSeen, ?) WHERE id = ?")
-        for (machineId, received) in ledger.due(lastSeen) {
+        for (machineId, received) in ledger.lastSeenDue(lastSeen) {
             try touchMachine.execute(arguments: [received, machineId])
         }
         let endSession = try db.cachedStatement(
@@ -117,13 +117,20 @@ extension EventDatabase {
             guard db.changesCount > 0 else { continue }
             try touchEndedMachine.execute(arguments: [ending.endedAt, ending.sessionId])
         }
+        ledger.ended(endings.map(\.sessionId))
     }
 
     /// Refuses the batch unless every session it names exists and belongs to the machine the events
-    /// carry: what the event table's foreign keys promise, checked once per session.
-    private static func checkSessions(_ sessions: some Sequence<SessionHandle>, in db: Database) throws {
+    /// carry: what the event table's foreign keys promise, checked once per session and process.
+    private static func checkSessions(
+        _ sessions: some Sequence<SessionHandle>,
+        ledger: WriteLedger,
+        in db: Database
+    ) throws {
+        let unverified = ledger.unverified(sessions)
+        guard !unverified.isEmpty else { return }
         let owner = try db.cachedStatement(sql: "SELECT machineId FROM session WHERE id = ?")
-        for session in sessions {
+        for session in unverified {
             let machineId = try Int64.fetchOne(owner, arguments: [session.sessionId])
             guard machineId == session.machineId else {
                 // The error SQLite's foreign key would have raised, classified the same way.
@@ -134,5 +141,6 @@ extension EventDatabase {
                 )
             }
         }
+        ledger.verified(unverified)
     }
 }

@@ -24,8 +24,8 @@ public struct EventDatabase: Sendable {
     public let path: String?
     /// Checkpoints the WAL beside the writer (a recording database only).
     private(set) var checkpointer: WALCheckpointer?
-    /// Keeps event batches from rewriting every machine's `lastSeen` (see ``LastSeenLedger``).
-    let lastSeenLedger = LastSeenLedger()
+    /// What this process's writes established: verified sessions, `lastSeen` written (see ``WriteLedger``).
+    let ledger = WriteLedger()
 
     /// Wraps `writer`, migrating it to the current schema.
     ///
