@@ -142,14 +142,7 @@ public struct EventDatabase: Sendable {
     /// files the main file's mode) never creates a world-readable database.
     static func createPrivateFile(path: String) throws {
         let descriptor = open(path, O_RDWR | O_CREAT, 0o600)
-        guard descriptor >= 0 else {
-            let code = errno
-            let reason = String(cString: strerror(code))
-            throw EventStoreError(
-                code: code == EACCES || code == EROFS || code == EPERM ? .notWritable : .cannotOpen,
-                message: "cannot open database \(path): \(reason)"
-            )
-        }
+        guard descriptor >= 0 else { throw EventStoreError.fromErrno("cannot open database \(path)") }
         close(descriptor)
     }
 

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// An error from the event store: what failed, on which database file, and the SQLite cause.
 public struct EventStoreError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is. New codes may be added; switch with a `default`.
@@ -51,5 +57,20 @@ public struct EventStoreError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         if let cause { return "\(message): \(cause)" }
         return message
+    }
+}
+
+extension EventStoreError {
+    /// The failure of a file operation that just set `errno`: ``Code/notWritable`` when permissions
+    /// or a read-only file system refused it, else ``Code/cannotOpen``; `message` then the system's
+    /// reason.
+    static func fromErrno(_ message: String, file: String = #fileID, line: Int = #line) -> EventStoreError {
+        let code = errno
+        return EventStoreError(
+            code: code == EACCES || code == EROFS || code == EPERM ? .notWritable : .cannotOpen,
+            message: "\(message): \(String(cString: strerror(code)))",
+            file: file,
+            line: line
+        )
     }
 }

@@ -30,7 +30,7 @@ public final class RecorderLock: Sendable {
     public init(databasePath: String) throws {
         path = databasePath + "-recorder.lock"
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw Self.error("cannot create", path: path) }
+        guard descriptor >= 0 else { throw EventStoreError.fromErrno("cannot create the recorder lock \(path)") }
         if Self.lock(descriptor, F_WRLCK) {
             isOnlyRecorder = true
             return
@@ -45,7 +45,7 @@ public final class RecorderLock: Sendable {
                     ? EventStoreError(
                         code: .cannotOpen,
                         message: "another recorder has held \(path) exclusively for \(Int(Self.startTimeout)) s"
-                    ) : Self.error("cannot lock", path: path)
+                    ) : EventStoreError.fromErrno("cannot lock the recorder lock \(path)")
                 close(descriptor)
                 throw error
             }
@@ -57,7 +57,9 @@ public final class RecorderLock: Sendable {
     /// Turns an exclusive lock shared, once the sessions a lost recorder left open are ended.
     public func share() throws {
         guard isOnlyRecorder else { return }
-        guard Self.lock(descriptor, F_RDLCK) else { throw Self.error("cannot share", path: path) }
+        guard Self.lock(descriptor, F_RDLCK) else {
+            throw EventStoreError.fromErrno("cannot share the recorder lock \(path)")
+        }
     }
 
     deinit {
@@ -72,13 +74,5 @@ public final class RecorderLock: Sendable {
         request.l_start = 0
         request.l_len = 1
         return fcntl(descriptor, F_SETLK, &request) == 0
-    }
-
-    private static func error(_ what: String, path: String) -> EventStoreError {
-        let code = errno
-        return EventStoreError(
-            code: code == EACCES || code == EROFS || code == EPERM ? .notWritable : .cannotOpen,
-            message: "\(what) the recorder lock \(path): \(String(cString: strerror(code)))"
-        )
     }
 }
