@@ -88,7 +88,7 @@ def start_flood(paths, events, start_after):
     return server
 
 
-# qmplog's event table (schema v4) with its indexes, minus STRICT (sqlite3's .import writes
+# qmplog's event table (schema v5) with its indexes, minus STRICT (sqlite3's .import writes
 # empty CSV fields as '' text, which STRICT integer columns refuse).
 CEILING_SCHEMA = """
 CREATE TABLE event (
@@ -96,7 +96,7 @@ CREATE TABLE event (
     name TEXT NOT NULL, seconds INTEGER NOT NULL, microseconds INTEGER NOT NULL, time INTEGER,
     received INTEGER NOT NULL, guest INTEGER, reason TEXT, action TEXT, panicType TEXT, panicReason TEXT,
     panicArg1 TEXT, data TEXT);
-CREATE INDEX event_name_at ON event(name, COALESCE(time, received));
+CREATE INDEX event_at ON event(COALESCE(time, received), name);
 CREATE INDEX event_machine_at ON event(machineId, COALESCE(time, received));
 """
 

@@ -19,23 +19,29 @@ struct EventDatabaseTests {
             try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations")
         }
         #expect(
-            migrations == ["v1-events", "v2-effective-time-indexes", "v3-rollup", "v4-event-without-session-seq-index"]
+            migrations == [
+                "v1-events", "v2-effective-time-indexes", "v3-rollup", "v4-event-without-session-seq-index",
+                "v5-event-time-name-index",
+            ]
         )
     }
 
-    @Test func timeWindowsOnTheEffectiveTimeUseAnIndex() async throws {
+    @Test(arguments: [
+        ("COALESCE(time, received) >= ? AND COALESCE(time, received) < ?", [0, 1]),
+        // What reports send for a window without an end (see `ReportData.appendFilters`).
+        ("likelihood(COALESCE(time, received) >= ?, 0.01)", [0]),
+    ])
+    func timeWindowsOnTheEffectiveTimeUseTheTimeIndex(window: String, bounds: [Int]) async throws {
         let database = try EventDatabase.inMemory()
         let plan = try await database.writer.read { db in
             try Row.fetchAll(
                 db,
-                sql: """
-                    EXPLAIN QUERY PLAN SELECT * FROM event
-                    WHERE name IN ('SHUTDOWN', 'RESET') AND COALESCE(time, received) >= ? AND COALESCE(time, received) < ?
-                    """,
-                arguments: [0, 1]
+                sql:
+                    "EXPLAIN QUERY PLAN SELECT * FROM event WHERE name IN ('SHUTDOWN', 'RESET') AND \(window) ORDER BY id",
+                arguments: StatementArguments(bounds)
             ).map { $0["detail"] as String }
         }
-        #expect(plan.contains { $0.contains("USING INDEX event_name_at") }, "\(plan)")
+        #expect(plan.contains { $0.contains("USING INDEX event_at") }, "\(plan)")
     }
 
     @Test func aSessionsEventsAreFoundThroughTheMachineIndex() async throws {

@@ -40,7 +40,7 @@ struct MigrationTests {
         let indexes = try await database.writer.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM pragma_index_list('event') ORDER BY name")
         }
-        #expect(indexes == ["event_machine_at", "event_name_at"])
+        #expect(indexes == ["event_at", "event_machine_at"])
         let integrity = try await database.writer.read { try String.fetchAll($0, sql: "PRAGMA foreign_key_check") }
         #expect(integrity.isEmpty)
     }

@@ -297,4 +297,37 @@ struct ReportQuirkTests {
         let result = try await fixture.run(kind)
         #expect(result.tables.allSatisfy { $0.rows.isEmpty })
     }
+
+    /// A window that starts before the first event bounds nothing (reports then read the whole
+    /// history in arrival order); one that starts later cuts at its start exactly, through the
+    /// time index.
+    @Test func aWindowCountsTheEventsFromItsStartWhereverThatFalls() async throws {
+        let fixture = try await FixtureDatabase([
+            (
+                "vm1",
+                [
+                    .init(lines: [
+                        FixtureDatabase.event("STOP", at: Self.t0),
+                        FixtureDatabase.event("RESUME", at: Self.t0 + 10),
+                        FixtureDatabase.event("STOP", at: Self.t0 + 20),
+                    ])
+                ]
+            )
+        ])
+        defer { fixture.remove() }
+        let second: Int64 = 1_000_000
+        func eventCount(since: Int64) async throws -> Int64 {
+            let result = try await fixture.run(.summary, FixtureDatabase.query(since: since * second))
+            return try #require(result.table("events_by_name")).rows.reduce(0) { total, row in
+                guard case .integer(let count) = row[1] else { return total }
+                return total + count
+            }
+        }
+
+        #expect(try await eventCount(since: Self.t0 - 86_400) == 3)
+        #expect(try await eventCount(since: Self.t0) == 3)
+        #expect(try await eventCount(since: Self.t0 + 1) == 2)
+        #expect(try await eventCount(since: Self.t0 + 20) == 1)
+        #expect(try await eventCount(since: Self.t0 + 21) == 0)
+    }
 }
