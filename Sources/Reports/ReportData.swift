@@ -115,8 +115,9 @@ struct ReportData {
     }
 
     private func eventQuery(named names: [String], lookback: Int64?) -> (String, StatementArguments) {
-        // Over the whole history of every VM a scan in rowid order beats the name index: the index
-        // would find half the table and then sort it by id (measured 1.1 s against 1.9 s for 2M events).
+        // Over the whole history of every VM a scan in rowid order beats an index: the index would
+        // find half the table and then sort it by id (measured 1.1 s against 1.9 s for 2M events,
+        // with v4's name index).
         let unbounded = lowerBound(lookback: lookback) == nil && selectedIds == nil
         var sql = """
             SELECT machineId, sessionId, name, COALESCE(time, received) AS t, guest, reason, action,
