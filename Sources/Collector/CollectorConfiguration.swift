@@ -18,6 +18,8 @@ public struct CollectorConfiguration: Sendable {
     /// Events received but not yet committed before VM readers wait for the writer. Bounds memory
     /// when the disk is slower than the VMs.
     public var maximumPendingEvents: Int
+    /// The same bound on the UTF-8 bytes of those events' `data`, for when events are large.
+    public var maximumPendingBytes: Int
     /// Monitors being dialled at once (connect, handshake, queries, session row); the others wait
     /// for a place. Bounds the memory of starting a large fleet (see ``AttachLimiter``).
     public var maximumConcurrentAttaches: Int
@@ -33,6 +35,7 @@ public struct CollectorConfiguration: Sendable {
         client: QMPClientConfiguration = QMPClientConfiguration(),
         reconnect: ReconnectPolicy = ReconnectPolicy(),
         maximumPendingEvents: Int = 10_000,
+        maximumPendingBytes: Int = 8 << 20,
         maximumConcurrentAttaches: Int = 64,
         now: @escaping @Sendable () -> Int64 = CollectorConfiguration.systemNow
     ) {
@@ -46,6 +49,7 @@ public struct CollectorConfiguration: Sendable {
         self.client.deliversEventsToSink = true
         self.reconnect = reconnect
         self.maximumPendingEvents = maximumPendingEvents
+        self.maximumPendingBytes = maximumPendingBytes
         self.maximumConcurrentAttaches = maximumConcurrentAttaches
         self.now = now
     }

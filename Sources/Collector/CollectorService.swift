@@ -34,7 +34,11 @@ public struct CollectorService: Service, CustomStringConvertible {
     /// - Throws: the store's error when a commit fails; with `once`, ``CollectorError`` `.targetsFailed`
     ///   after committing everything when some target could not be recorded.
     public func run() async throws {
-        let writer = EventWriter(database: database, maximumPending: configuration.maximumPendingEvents)
+        let writer = EventWriter(
+            database: database,
+            maximumPending: configuration.maximumPendingEvents,
+            maximumPendingBytes: configuration.maximumPendingBytes
+        )
         let failures = try await withThrowingTaskGroup(of: [String].self) { group in
             group.addTask {
                 try await writer.run()

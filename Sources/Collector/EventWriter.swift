@@ -6,8 +6,10 @@ import Synchronization
 /// While one transaction commits, new events pile up and go into the next one; a small batch also
 /// waits 50 ms for more. So an event is committed within about 50 ms plus one transaction's time of
 /// arriving, many quiet VMs share a transaction, and a flood is written in transactions of
-/// thousands. When ``maximumPending`` events wait, VM readers wait too, which stops reading their
-/// sockets (TCP and Unix socket backpressure reach QEMU).
+/// thousands. When ``maximumPending`` events, or ``maximumPendingBytes`` of their data, wait, VM
+/// readers wait too, which stops reading their sockets (TCP and Unix socket backpressure reach QEMU).
+/// The byte bound matters when events are large (QMP messages may be up to 16 MiB): 10,000 of those
+/// would be gigabytes, while the flood's 10,000 small events hold about a megabyte of data.
 ///
 /// A lock-protected queue rather than an actor: connections hand over their events from their event
 /// loops (see `SessionEventSink`) with a plain call, not a hop to another executor per read
@@ -15,6 +17,8 @@ import Synchronization
 final class EventWriter: Sendable {
     private struct State {
         var events: [NewEvent] = []
+        /// The UTF-8 bytes of the queued events' `data`.
+        var dataBytes = 0
         var endings: [SessionEnd] = []
         var finished = false
         var failed = false
@@ -31,6 +35,7 @@ final class EventWriter: Sendable {
 
     private let database: EventDatabase
     private let maximumPending: Int
+    private let maximumPendingBytes: Int
     private let state = Mutex(State())
 
     /// A batch this large is committed at once.
@@ -38,20 +43,23 @@ final class EventWriter: Sendable {
     /// How long a small batch waits for company before it is committed.
     static let gatherDelay = Duration.milliseconds(50)
 
-    init(database: EventDatabase, maximumPending: Int) {
+    init(database: EventDatabase, maximumPending: Int, maximumPendingBytes: Int) {
         self.database = database
         self.maximumPending = max(1, maximumPending)
+        self.maximumPendingBytes = max(1, maximumPendingBytes)
     }
 
     /// Queues events for the next commit, without waiting: called on a connection's event loop.
     ///
-    /// - Returns: `false` when ``maximumPending`` events wait: the connection stops reading (its
-    ///   socket buffer and then QEMU hold the backlog), and `resume` is called once they are written.
+    /// - Returns: `false` when ``maximumPending`` events or ``maximumPendingBytes`` of data wait: the
+    ///   connection stops reading (its socket buffer and then QEMU hold the backlog), and `resume` is
+    ///   called once they are written.
     func enqueue(_ batch: [NewEvent], resume: @escaping @Sendable () -> Void) -> Bool {
         let (writer, full) = state.withLock { state -> (CheckedContinuation<Void, Never>?, Bool) in
             guard !state.failed else { return (nil, false) }
             state.events.append(contentsOf: batch)
-            let full = state.events.count >= maximumPending
+            for event in batch { state.dataBytes += event.data?.utf8.count ?? 0 }
+            let full = state.events.count >= maximumPending || state.dataBytes >= maximumPendingBytes
             if full { state.readersWaiting.append(resume) }
             return (state.takeWriter(), full)
         }
@@ -106,6 +114,7 @@ final class EventWriter: Sendable {
             let (batch, batchEndings, readers) = state.withLock { state in
                 defer {
                     state.events = []
+                    state.dataBytes = 0
                     state.endings = []
                     state.readersWaiting = []
                 }
