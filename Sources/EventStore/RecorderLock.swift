@@ -7,10 +7,10 @@
 /// Tells a recorder whether it is the only one recording into a database, and keeps telling later
 /// recorders that it is alive.
 ///
-/// A POSIX record lock on `DATABASE-recorder.lock` (created 0600 beside the database): a recorder
-/// that finds no other holding it takes it exclusively — it is alone, so every session still open
-/// was left by a recorder that is gone (``EventDatabase/endAbandonedSessions()``) — and then
-/// ``share()``s it; the others take it shared. The kernel drops it when the process ends, however it
+/// A POSIX record lock on `DATABASE-recorder.lock` (created 0600 beside the database's real file,
+/// symbolic links resolved): a recorder that finds no other holding it takes it exclusively — it is
+/// alone, so every session still open was left by a recorder that is gone
+/// (``EventDatabase/endAbandonedSessions()``) — and then ``share()``s it; the others take it shared. The kernel drops it when the process ends, however it
 /// ends. (POSIX locks turn exclusive into shared atomically, so no recorder starting in between
 /// can take itself for alone. They belong to the process: one lock per process and database.)
 public final class RecorderLock: Sendable {
@@ -28,7 +28,13 @@ public final class RecorderLock: Sendable {
     ///
     /// - Throws: ``EventStoreError`` naming the lock file when it cannot be created or locked.
     public init(databasePath: String) throws {
-        path = databasePath + "-recorder.lock"
+        // Beside the database's real file, so that recorders reaching one database by different
+        // paths (a symlinked file or directory) share one lock.
+        let realPath = realpath(databasePath, nil).map { resolved in
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
+        path = (realPath ?? databasePath) + "-recorder.lock"
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw EventStoreError.fromErrno("cannot create the recorder lock \(path)") }
         if Self.lock(descriptor, F_WRLCK) {

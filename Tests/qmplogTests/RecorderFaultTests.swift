@@ -154,10 +154,10 @@ struct RecorderFaultTests {
         let liveVM = try await qemu("live", "RESUME", close: false)
         let briefVM = try await qemu("brief", "STOP", close: true)
         defer { Task { for server in [lostVM, liveVM, briefVM] { await server.stop() } } }
-        func recorder(_ arguments: [String], log: String) throws -> ChildProcess {
+        func recorder(_ arguments: [String], log: String, through path: String? = nil) throws -> ChildProcess {
             try ChildProcess(
                 QmplogBinaryTests.binary,
-                arguments: ["record", "--db", database, "--log-level", "error"] + arguments,
+                arguments: ["record", "--db", path ?? database, "--log-level", "error"] + arguments,
                 outputPath: directory.file(log)
             )
         }
@@ -189,8 +189,11 @@ struct RecorderFaultTests {
         #expect(ended.endedAt == stop.received)
         #expect(try await sessions()["live"]?.endedAt == nil)
 
-        // And a second recorder started beside a live one leaves the live one's session open
-        let brief = try recorder(["--once", briefVM.path], log: "brief.log")
+        // And a second recorder started beside a live one leaves the live one's session open, also
+        // when it reaches the database through a symbolic link (the lock is beside the real file)
+        let alias = directory.file("alias.sqlite")
+        try FileManager.default.createSymbolicLink(atPath: alias, withDestinationPath: database)
+        let brief = try recorder(["--once", briefVM.path], log: "brief.log", through: alias)
         #expect(try await brief.waitForExit() == 0)
         #expect(try await sessions()["brief"]?.endReason == "eof")
         #expect(try await sessions()["live"]?.endedAt == nil, "the live recorder's session is not abandoned")
