@@ -111,15 +111,19 @@ public struct CollectorService: Service, CustomStringConvertible {
         }
     }
 
-    /// Accepts QEMU's connections on `path`; each is a session, recorded until it ends.
+    /// Accepts QEMU's connections on `path`; each is a session, recorded until it ends. Like a
+    /// dialled VM, each waits for an attach place before its handshake (QEMUs told to reconnect all
+    /// come back together when the recorder restarts).
     private func listen(at path: String, sessions: SessionRecorder) async throws {
         try await QMPListener.listen(
             at: path,
             configuration: configuration.client,
-            onListening: { logger.info("Listening", metadata: ["qmp.listen": "\(path)"]) }
-        ) { result in
+            onListening: { logger.info("Listening", metadata: ["qmp.listen": "\(path)"]) },
+            admit: { try await sessions.attaches.acquire() }
+        ) { result, permit in
+            defer { permit.release() }
             do {
-                try await sessions.record(try result.get())
+                try await sessions.record(try result.get(), permit: permit)
             } catch {
                 if !Task.isCancelled {
                     logger.warning("Connection failed", metadata: ["qmp.listen": "\(path)", "error": "\(error)"])

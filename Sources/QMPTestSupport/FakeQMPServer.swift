@@ -44,6 +44,9 @@ public struct FakeQMPBehavior: Sendable {
         }
     }
 
+    /// A peer that connects and never says anything.
+    public static let silent = FakeQMPBehavior(onConnect: []) { _, _ in ([], false) }
+
     /// An event line with QEMU's envelope.
     public static func event(_ name: String, data: String? = nil, seconds: Int64 = 1_795_772_653, micro: Int64 = 1)
         -> String
@@ -76,6 +79,31 @@ public final class FakeQMPServer: Sendable {
             .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
             .get()
         return FakeQMPServer(path: path, channel: channel, log: log)
+    }
+
+    /// Connects to a listening recorder at `path`, as QEMU does with `-chardev socket,path=…`
+    /// (without `server=on`), and plays `behavior` there.
+    ///
+    /// - Returns: the connection, for the test to close.
+    public static func connectOut(to path: String, behavior: FakeQMPBehavior) async throws -> OutboundConnection {
+        let log = CommandLog()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(QMPFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(FakeQMPHandler(behavior: behavior, log: log))
+                }
+            }
+            .connect(unixDomainSocketPath: path)
+            .get()
+        return OutboundConnection(channel: channel)
+    }
+
+    /// A fake QEMU's connection to a listening recorder.
+    public struct OutboundConnection: Sendable {
+        fileprivate let channel: any Channel
+
+        public func close() async { try? await channel.close() }
     }
 
     private init(path: String, channel: any Channel, log: CommandLog) {

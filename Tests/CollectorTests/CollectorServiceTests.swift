@@ -1,5 +1,6 @@
 import Collector
 import EventStore
+import Foundation
 import GRDB
 import QMP
 import QMPTestSupport
@@ -188,6 +189,44 @@ struct CollectorServiceTests {
         let sessions = try await harness.database.allSessions()
         #expect(sessions.count == 5)
         #expect(sessions.allSatisfy { $0.endReason == "recorder-stopped" })
+    }
+
+    @Test func connectionsToTheListenerWaitForAnAttachPlace() async throws {
+        // Given a recorder listening with one attach place, and a peer that connects and never
+        // greets: it holds the place until its greeting timeout (2 s)
+        let harness = try RecordingHarness()
+        defer { harness.remove() }
+        let listenPath = harness.directory.file("listen.sock")
+        let service = harness.makeService(
+            targets: [],
+            listen: [listenPath],
+            once: false,
+            greetingTimeout: .seconds(2),
+            maximumConcurrentAttaches: 1
+        )
+
+        try await testGracefulShutdown { trigger in
+            async let recording: Void = service.run()
+            try await harness.waitUntil("the listening socket") { FileManager.default.fileExists(atPath: listenPath) }
+            let silentConnected = CollectorConfiguration.systemNow()
+            let silent = try await FakeQMPServer.connectOut(to: listenPath, behavior: .silent)
+            // When a QEMU connects out right after it
+            try await Task.sleep(for: .milliseconds(100))
+            let late = try await FakeQMPServer.connectOut(
+                to: listenPath,
+                behavior: .qemu(name: "late", events: [FakeQMPBehavior.event("STOP")], close: false)
+            )
+            // Then that QEMU is attached, but only once the silent peer's place came free
+            try await harness.waitForSessions(1)
+            let session = try #require(try await harness.database.allSessions().first)
+            #expect(session.startedAt >= silentConnected + 2_000_000)
+            try await harness.waitUntil("its event") { try await harness.database.allEvents().count == 1 }
+            trigger.triggerGracefulShutdown()
+            try await recording
+            await silent.close()
+            await late.close()
+        }
+        #expect(try await harness.database.allMachines().map(\.name) == ["late"])
     }
 
     @Test func reconnectsWhenAConnectionEndsUnlessOnce() async throws {

@@ -17,14 +17,19 @@ public enum QMPListener {
     /// Binds `path` (mode 0600, replacing a stale socket file) and handles each accepted connection
     /// in its own task until cancelled.
     ///
-    /// - Parameter handler: called with each negotiated connection (or why negotiation failed); the
-    ///   connection closes when it returns.
+    /// - Parameters:
+    ///   - admit: awaited for each accepted connection before it is negotiated, so that a caller can
+    ///     bound how many negotiate at once (a fleet of QEMUs reconnecting together); what it
+    ///     returns goes to `handler`. When it throws (cancellation), the connection is closed.
+    ///   - handler: called with each negotiated connection (or why negotiation failed) and what
+    ///     `admit` returned; the connection closes when it returns.
     /// - Throws: ``QMPError`` `.connectFailed` naming `path` when it cannot be bound.
-    public static func listen(
+    public static func listen<Admission: Sendable>(
         at path: String,
         configuration: QMPClientConfiguration = QMPClientConfiguration(),
         onListening: @Sendable () -> Void = {},
-        handler: @escaping @Sendable (Result<QMPConnection, any Error>) async -> Void
+        admit: @escaping @Sendable () async throws -> Admission,
+        handler: @escaping @Sendable (Result<QMPConnection, any Error>, Admission) async -> Void
     ) async throws {
         let server: NIOAsyncChannel<QMPClient.QMPChannel, Never>
         // The socket is created with the umask's mode: make it 0600 from the start.
@@ -51,15 +56,22 @@ public enum QMPListener {
             try await withThrowingDiscardingTaskGroup { group in
                 for try await child in inbound {
                     group.addTask {
+                        let admission: Admission
+                        do {
+                            admission = try await admit()
+                        } catch {
+                            try? await child.messages.channel.close()
+                            return
+                        }
                         let peer = await peerDescription(child.messages.channel)
                         do {
                             try await QMPClient.run(child, endpoint: endpoint, peer: peer, configuration: configuration)
                             {
                                 connection in
-                                await handler(.success(connection))
+                                await handler(.success(connection), admission)
                             }
                         } catch {
-                            await handler(.failure(error))
+                            await handler(.failure(error), admission)
                         }
                     }
                 }
