@@ -70,12 +70,7 @@ public final class FakeQMPServer: Sendable {
         let log = CommandLog()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(QMPFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(FakeQMPHandler(behavior: behavior, log: log))
-                }
-            }
+            .childChannelInitializer { play(behavior, log: log, on: $0) }
             .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
             .get()
         return FakeQMPServer(path: path, channel: channel, log: log)
@@ -88,15 +83,20 @@ public final class FakeQMPServer: Sendable {
     public static func connectOut(to path: String, behavior: FakeQMPBehavior) async throws -> OutboundConnection {
         let log = CommandLog()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(QMPFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(FakeQMPHandler(behavior: behavior, log: log))
-                }
-            }
+            .channelInitializer { play(behavior, log: log, on: $0) }
             .connect(unixDomainSocketPath: path)
             .get()
         return OutboundConnection(channel: channel)
+    }
+
+    /// Sets `channel` up to play `behavior`: QMP framing, then the fake's handler.
+    private static func play(_ behavior: FakeQMPBehavior, log: CommandLog, on channel: any Channel)
+        -> EventLoopFuture<Void>
+    {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(QMPFrameDecoder()))
+            try channel.pipeline.syncOperations.addHandler(FakeQMPHandler(behavior: behavior, log: log))
+        }
     }
 
     /// A fake QEMU's connection to a listening recorder.
