@@ -20,8 +20,8 @@ public struct CollectorConfiguration: Sendable {
     public var maximumPendingEvents: Int
     /// The same bound on the UTF-8 bytes of those events' `data`, for when events are large.
     public var maximumPendingBytes: Int
-    /// Monitors being dialled at once (connect, handshake, queries, session row); the others wait
-    /// for a place. Bounds the memory of starting a large fleet (see ``AttachLimiter``).
+    /// Monitors attaching at once — dialled, found in a watched directory or accepted on a listener
+    /// (connect, handshake, queries, session row); the others wait for a place. Bounds the memory of starting a large fleet (see ``AttachLimiter``).
     public var maximumConcurrentAttaches: Int
     /// The wall clock for `received` and session times, in microseconds since the Unix epoch.
     public var now: @Sendable () -> Int64

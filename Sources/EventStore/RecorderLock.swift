@@ -10,9 +10,10 @@
 /// A POSIX record lock on `DATABASE-recorder.lock` (created 0600 beside the database's real file,
 /// symbolic links resolved): a recorder that finds no other holding it takes it exclusively — it is
 /// alone, so every session still open was left by a recorder that is gone
-/// (``EventDatabase/endAbandonedSessions()``) — and then ``share()``s it; the others take it shared. The kernel drops it when the process ends, however it
-/// ends. (POSIX locks turn exclusive into shared atomically, so no recorder starting in between
-/// can take itself for alone. They belong to the process: one lock per process and database.)
+/// (``EventDatabase/endAbandonedSessions()``) — and then ``share()``s it; the others take it shared.
+/// The kernel drops it when the process ends, however it ends. (POSIX locks turn exclusive into
+/// shared atomically, so no recorder starting in between can take itself for alone. They belong to
+/// the process: one lock per process and database.)
 public final class RecorderLock: Sendable {
     /// The lock file's path.
     public let path: String
