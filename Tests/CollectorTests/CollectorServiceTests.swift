@@ -58,6 +58,46 @@ struct CollectorServiceTests {
         #expect(server.receivedCommands == ["qmp_capabilities", "query-name", "query-uuid", "query-status"])
     }
 
+    @Test func aTimestampThatIsNoInstantIsStoredAsSentWithoutATime() async throws {
+        // Given a peer whose timestamps overflow microseconds, or are out of range, beside a normal VM
+        let hostile = [
+            FakeQMPBehavior.event("STOP", seconds: 9_223_372_036_855, micro: 0),
+            FakeQMPBehavior.event("STOP", seconds: 9_223_372_036_854_775_807, micro: 999_999),
+            FakeQMPBehavior.event("STOP", seconds: 1_795_772_653, micro: 1_000_000),
+            FakeQMPBehavior.event("STOP", seconds: 253_402_300_800, micro: 0),
+            FakeQMPBehavior.event("RESUME", seconds: 253_402_300_799, micro: 999_999),
+        ]
+        let harness = try RecordingHarness()
+        defer { harness.remove() }
+        let bad = try await FakeQMPServer.start(
+            at: harness.directory.file("bad.qmp"),
+            behavior: .qemu(name: "bad", events: hostile)
+        )
+        let good = try await FakeQMPServer.start(
+            at: harness.directory.file("good.qmp"),
+            behavior: .qemu(name: "good", events: [FakeQMPBehavior.event("RESET", micro: 7)])
+        )
+        defer { Task { for server in [bad, good] { await server.stop() } } }
+
+        // When both are recorded
+        try await harness.makeService(targets: [bad.path, good.path]).run()
+
+        // Then every event is stored, the raw numbers kept, and only a real instant has a time
+        let rows = try await harness.database.allEvents()
+        let machines = try await harness.database.allMachines()
+        let badId = try #require(machines.first { $0.name == "bad" }?.id)
+        let badRows = rows.filter { $0.machineId == badId }
+        #expect(
+            badRows.map(\.seconds) == [
+                9_223_372_036_855, 9_223_372_036_854_775_807, 1_795_772_653, 253_402_300_800, 253_402_300_799,
+            ]
+        )
+        #expect(badRows.map(\.microseconds) == [0, 999_999, 1_000_000, 0, 999_999])
+        #expect(badRows.map(\.time) == [nil, nil, nil, nil, 253_402_300_799_999_999])
+        #expect(rows.filter { $0.machineId != badId }.map(\.name) == ["RESET"])
+        #expect(try await harness.database.allSessions().allSatisfy { $0.endReason == "eof" })
+    }
+
     @Test func aBusyBrokenOrMissingVMNeverStopsTheOthers() async throws {
         let harness = try RecordingHarness()
         defer { harness.remove() }

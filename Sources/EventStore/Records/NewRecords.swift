@@ -119,11 +119,17 @@ public struct NewEvent: Sendable, Hashable {
         self.data = data
     }
 
-    /// QEMU's timestamp in microseconds, or `nil` when QEMU sent a negative one (-1/-1).
+    /// QEMU's timestamp in microseconds, or `nil` when it is no instant: negative (QEMU's -1/-1),
+    /// microseconds outside 0..<1,000,000, or after the year 9999. The peer chooses these numbers, so
+    /// a `nil` time is stored like -1/-1 (reports use the receive time), with `seconds` and
+    /// `microseconds` kept as sent.
     public var time: Int64? {
-        guard seconds >= 0, microseconds >= 0 else { return nil }
+        guard (0...Self.latestSeconds).contains(seconds), (0..<1_000_000).contains(microseconds) else { return nil }
         return seconds * 1_000_000 + microseconds
     }
+
+    /// 9999-12-31T23:59:59Z: the last second an RFC 3339 timestamp can show.
+    static let latestSeconds: Int64 = 253_402_300_799
 }
 
 /// How and when a session ended.
