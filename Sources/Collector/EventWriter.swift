@@ -19,12 +19,16 @@ final class EventWriter: Sendable {
         var events: [NewEvent] = []
         /// The UTF-8 bytes of the queued events' `data`.
         var dataBytes = 0
+        /// Each applied after the events queued before it (its index in `events`).
+        var identifications: [(beforeEvent: Int, identification: SessionIdentification)] = []
         var endings: [SessionEnd] = []
         var finished = false
         var failed = false
         var writerWaiting: CheckedContinuation<Void, Never>?
         /// Connections that stopped reading while the queue was full, to resume once it is written.
         var readersWaiting: [@Sendable () -> Void] = []
+
+        var isIdle: Bool { events.isEmpty && identifications.isEmpty && endings.isEmpty }
 
         /// Takes the writer's continuation, to resume outside the lock.
         mutating func takeWriter() -> CheckedContinuation<Void, Never>? {
@@ -67,6 +71,17 @@ final class EventWriter: Sendable {
         return !full
     }
 
+    /// Queues a session's identification; it is applied after every event queued before it, and
+    /// the events queued after it must carry its ``SessionIdentification/identified`` ids.
+    func identify(_ identification: SessionIdentification) {
+        let writer = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.failed else { return nil }
+            state.identifications.append((state.events.count, identification))
+            return state.takeWriter()
+        }
+        writer?.resume()
+    }
+
     /// Queues a session end; it is committed after every event queued before it.
     func end(_ ending: SessionEnd) {
         let writer = state.withLock { state -> CheckedContinuation<Void, Never>? in
@@ -91,13 +106,13 @@ final class EventWriter: Sendable {
     func run() async throws {
         while true {
             let (idle, finished, small) = state.withLock { state in
-                (state.events.isEmpty && state.endings.isEmpty, state.finished, state.events.count < Self.fullBatch)
+                (state.isIdle, state.finished, state.events.count < Self.fullBatch)
             }
             if idle {
                 if finished { return }
                 await withCheckedContinuation { continuation in
                     let ready = state.withLock { state in
-                        guard state.events.isEmpty, state.endings.isEmpty, !state.finished else { return true }
+                        guard state.isIdle, !state.finished else { return true }
                         state.writerWaiting = continuation
                         return false
                     }
@@ -111,18 +126,19 @@ final class EventWriter: Sendable {
                 // durability window. A flood fills the batch and never waits here.
                 try? await Task.sleep(for: Self.gatherDelay)
             }
-            let (batch, batchEndings, readers) = state.withLock { state in
+            let (batch, identifications, batchEndings, readers) = state.withLock { state in
                 defer {
                     state.events = []
                     state.dataBytes = 0
+                    state.identifications = []
                     state.endings = []
                     state.readersWaiting = []
                 }
-                return (state.events, state.endings, state.readersWaiting)
+                return (state.events, state.identifications, state.endings, state.readersWaiting)
             }
             for resume in readers { resume() }
             do {
-                try await database.write(events: batch, endings: batchEndings)
+                try await database.write(events: batch, identifications: identifications, endings: batchEndings)
             } catch {
                 state.withLock { $0.failed = true }
                 throw error

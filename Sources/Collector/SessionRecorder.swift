@@ -3,8 +3,8 @@ import Logging
 public import QMP
 import Synchronization
 
-/// Records one negotiated connection: identify the VM, open a session, stream its events to the
-/// writer, and close the session with why it ended.
+/// Records one negotiated connection: open a session, stream its events to the writer, identify
+/// the VM, and close the session with why it ended.
 struct SessionRecorder: Sendable {
     let configuration: CollectorConfiguration
     let database: EventDatabase
@@ -15,67 +15,98 @@ struct SessionRecorder: Sendable {
 
     /// Returns at EOF; rethrows connection errors after recording them as the session's end.
     ///
+    /// The session opens as soon as the handshake is done, under the endpoint's identity, and
+    /// events go to the writer from the first one (bounded by its backlog): QEMU answers the
+    /// identification queries behind the events it has queued, which in a storm may be millions.
+    /// The answers then move the session to the VM's machine (``SessionIdentification``).
+    /// On a graceful stop, reading stops first and everything read is committed.
+    ///
     /// - Parameter permit: the attach's place (see ``AttachLimiter``), released once the session
     ///   row is written.
     func record(_ connection: QMPConnection, permit: AttachPermit? = nil) async throws {
-        // The queries and the session row run in a task that ends (see `inShortLivedTask`); this
-        // task then only waits, for as long as the VM stays attached.
-        let (handle, logger) = try await inShortLivedTask(with: connection) { try await begin($0) }
-        permit?.release()
-        // Events go from the connection's event loop to the writer (held since the greeting until
-        // now); this task waits for the connection to end.
-        let sink = SessionEventSink(session: handle, writer: writer, now: configuration.now)
-        do {
-            try await connection.deliverEvents(to: sink)
-            while let events = try await connection.nextEvents() { _ = sink.receive(events, resume: {}) }
-            let reason = Task.isCancelled ? "recorder-stopped" : "eof"
-            let count = sink.close()
-            writer.end(SessionEnd(sessionId: handle.sessionId, endedAt: configuration.now(), reason: reason))
-            logger.info("Session ended", metadata: ["session.end": "\(reason)", "session.events": "\(count)"])
-        } catch {
-            let reason = Task.isCancelled ? "recorder-stopped" : "error: \(error)"
-            sink.close()
-            writer.end(SessionEnd(sessionId: handle.sessionId, endedAt: configuration.now(), reason: reason))
-            throw error
-        }
-    }
-
-    /// Identifies the VM, opens its session and logs it.
-    ///
-    /// - Returns: the session's ids, and a logger with the VM's metadata.
-    private func begin(_ connection: QMPConnection) async throws -> (SessionHandle, Logger) {
-        let endpoint = connection.endpoint
         let startedAt = configuration.now()
-        let name = try await optionalQuery(.queryName, on: connection)?["name"]?.stringValue
-        let uuid = try await optionalQuery(.queryUUID, on: connection)?["UUID"]?.stringValue
-        let status = try await optionalQuery(.queryStatus, on: connection)
-        // An unnamed VM that connected to our listener is told apart by its process.
-        let fallback = connection.peer.map { "\(endpoint) (\($0))" } ?? endpoint.description
-        let identity = MachineIdentity(name: name, uuid: uuid, endpoint: fallback)
-        let greeting = connection.greeting
         let handle = try await database.beginSession(
             NewSession(
-                machine: identity,
-                endpoint: endpoint.description,
+                machine: MachineIdentity(name: nil, uuid: nil, endpoint: Self.fallbackName(of: connection)),
+                endpoint: connection.endpoint.description,
                 peer: connection.peer,
-                qemuVersion: greeting.version,
-                qemuPackage: greeting.package,
-                initialStatus: status?["status"]?.stringValue,
-                initialRunning: status?["running"]?.boolValue,
+                qemuVersion: connection.greeting.version,
+                qemuPackage: connection.greeting.package,
+                initialStatus: nil,
+                initialRunning: nil,
                 startedAt: startedAt
             )
         )
+        permit?.release()
+        let sink = SessionEventSink(session: handle, writer: writer, now: configuration.now)
         var logger = self.logger
+        logger[metadataKey: "qmp.endpoint"] = "\(connection.endpoint)"
+        var failure: (any Error)?
+        do {
+            // Events go from the connection's event loop to the writer (held since the greeting until
+            // now); this task identifies the VM, then waits for the connection to end.
+            try await connection.deliverEvents(to: sink)
+            // The queries run in a task that ends (see `inShortLivedTask`).
+            logger = try await inShortLivedTask(with: connection) { [self, logger] in
+                try await identify($0, session: handle, sink: sink, logger: logger)
+            }
+            try await connection.waitUntilClosed()
+        } catch {
+            failure = error
+        }
+        let reason = Task.isCancelled ? "recorder-stopped" : failure.map { "error: \($0)" } ?? "eof"
+        // What was read is the VM's history: take it all before the session's end is queued.
+        await connection.stopReading()
+        let (count, identified) = sink.close()
+        writer.end(
+            SessionEnd(
+                sessionId: handle.sessionId,
+                endedAt: configuration.now(),
+                reason: reason,
+                discardsEmpty: !identified
+            )
+        )
+        logger.info("Session ended", metadata: ["session.end": "\(reason)", "session.events": "\(count)"])
+        if let failure { throw failure }
+    }
+
+    /// An unnamed VM without a UUID is known by its endpoint; one that connected to our listener is
+    /// told apart by its process.
+    private static func fallbackName(of connection: QMPConnection) -> String {
+        connection.peer.map { "\(connection.endpoint) (\($0))" } ?? connection.endpoint.description
+    }
+
+    /// Asks the VM who it is and in what state, and files the session under its machine.
+    ///
+    /// - Returns: `logger` with the VM's name.
+    private func identify(
+        _ connection: QMPConnection,
+        session: SessionHandle,
+        sink: SessionEventSink,
+        logger: Logger
+    ) async throws -> Logger {
+        let name = try await optionalQuery(.queryName, on: connection)?["name"]?.stringValue
+        let uuid = try await optionalQuery(.queryUUID, on: connection)?["UUID"]?.stringValue
+        let status = try await optionalQuery(.queryStatus, on: connection)
+        let identity = MachineIdentity(name: name, uuid: uuid, endpoint: Self.fallbackName(of: connection))
+        let machineId =
+            identity.name == nil && identity.uuid == nil
+            ? session.machineId : try await database.machineId(for: identity, seenAt: configuration.now())
+        sink.identify(
+            machineId: machineId,
+            initialStatus: status?["status"]?.stringValue,
+            initialRunning: status?["running"]?.boolValue
+        )
+        var logger = logger
         logger[metadataKey: "machine.name"] = "\(identity.displayName)"
-        logger[metadataKey: "qmp.endpoint"] = "\(endpoint)"
         logger.info(
             "Session started",
             metadata: [
-                "session.id": "\(handle.sessionId)", "qemu.version": "\(greeting.version)",
+                "session.id": "\(session.sessionId)", "qemu.version": "\(connection.greeting.version)",
                 "machine.status": "\(status?["status"]?.stringValue ?? "unknown")",
             ]
         )
-        return (handle, logger)
+        return logger
     }
 
     /// A query's result, or `nil` when QEMU answers it with an error (an older QEMU may lack it).
@@ -92,41 +123,61 @@ struct SessionRecorder: Sendable {
 /// Numbers a session's events and queues them for the writer, on the connection's event loop.
 final class SessionEventSink: QMPEventSink {
     private struct State {
+        var session: SessionHandle
         var seq: Int64 = 0
+        var identified = false
         var closed = false
     }
 
-    private let session: SessionHandle
     private let writer: EventWriter
     private let now: @Sendable () -> Int64
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     init(session: SessionHandle, writer: EventWriter, now: @escaping @Sendable () -> Int64) {
-        self.session = session
         self.writer = writer
         self.now = now
+        self.state = Mutex(State(session: session))
     }
 
     func receive(_ events: [QMPEvent], resume: @escaping @Sendable () -> Void) -> Bool {
         let received = now()
-        let rows: [NewEvent]? = state.withLock { state in
+        // Queued under the lock, so that an identification falls between two batches, never inside one.
+        return state.withLock { state in
             // After the session's end is queued, late events would follow it: the session is over.
-            guard !state.closed else { return nil }
-            return events.map { event in
+            guard !state.closed else { return true }
+            let session = state.session
+            let rows = events.map { event in
                 state.seq += 1
                 return NewEvent(event, session: session, seq: state.seq, received: received)
             }
+            return writer.enqueue(rows, resume: resume)
         }
-        guard let rows else { return true }
-        return writer.enqueue(rows, resume: resume)
     }
 
-    /// Takes no more events; returns how many it took.
-    @discardableResult
-    func close() -> Int64 {
+    /// Files the session under `machineId`: queued after the events taken so far, and the events
+    /// after it carry the new machine.
+    func identify(machineId: Int64, initialStatus: String?, initialRunning: Bool?) {
+        state.withLock { state in
+            guard !state.closed else { return }
+            let identification = SessionIdentification(
+                session: state.session,
+                machineId: machineId,
+                initialStatus: initialStatus,
+                initialRunning: initialRunning
+            )
+            writer.identify(identification)
+            state.session = identification.identified
+            state.identified = true
+        }
+    }
+
+    /// Takes no more events.
+    ///
+    /// - Returns: how many it took, and whether the session was identified.
+    func close() -> (events: Int64, identified: Bool) {
         state.withLock { state in
             state.closed = true
-            return state.seq
+            return (state.seq, state.identified)
         }
     }
 }

@@ -43,7 +43,7 @@ extension EventDatabase {
                         )
                     )
                 }
-                try Self.insert([], endings: endings, ledger: ledger, in: db)
+                try Self.apply(endings, ledger: ledger, in: db)
                 return endings
             }
         } catch {

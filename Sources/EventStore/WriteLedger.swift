@@ -12,8 +12,8 @@ final class WriteLedger: Sendable {
     static let lastSeenResolution: Int64 = 10_000_000
 
     private struct State {
-        /// Sessions found to exist with their machine: rows are never deleted or moved, so a
-        /// session stays verified until its end is written.
+        /// Sessions found to exist with their machine: rows are never deleted, and a session moves
+        /// only when identified (``moved(_:to:)``), so it stays verified until its end is written.
         var sessions: Set<SessionHandle> = []
         var lastSeen: [Int64: Int64] = [:]
     }
@@ -27,6 +27,14 @@ final class WriteLedger: Sendable {
 
     func verified(_ sessions: [SessionHandle]) {
         state.withLock { $0.sessions.formUnion(sessions) }
+    }
+
+    /// A session identified after it was opened now belongs to another machine.
+    func moved(_ session: SessionHandle, to identified: SessionHandle) {
+        state.withLock { state in
+            state.sessions.remove(session)
+            state.sessions.insert(identified)
+        }
     }
 
     /// Forgets ended sessions (their events are over).

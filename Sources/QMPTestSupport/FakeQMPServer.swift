@@ -15,6 +15,11 @@ public struct FakeQMPBehavior: Sendable {
     /// such as invalid UTF-8).
     public var trailingBytes: [UInt8] = []
 
+    /// A storm sent right after the `qmp_capabilities` reply: `count` events, line `n` (from 1) made
+    /// by `event`. Replies to commands that arrive meanwhile wait behind the rest of the storm, as
+    /// QEMU's replies wait behind the events it has queued. Sent as fast as the client reads.
+    public var storm: (count: Int, event: @Sendable (Int) -> String)?
+
     public init(
         onConnect: [String],
         respond: @escaping @Sendable (_ command: String, _ id: String) -> (lines: [String], close: Bool)
@@ -139,6 +144,9 @@ final class FakeQMPHandler: ChannelInboundHandler {
 
     private let behavior: FakeQMPBehavior
     private let log: CommandLog
+    /// Storm events sent so far, and the replies waiting behind the rest (with whether to close after).
+    private var stormSent = 0
+    private var behindStorm: [(buffer: ByteBuffer, close: Bool)] = []
 
     init(behavior: FakeQMPBehavior, log: CommandLog) {
         self.behavior = behavior
@@ -168,12 +176,42 @@ final class FakeQMPHandler: ChannelInboundHandler {
             buffer.writeString(line.hasSuffix("\n") ? line : line + "\r\n")
         }
         if name == "query-status" { buffer.writeBytes(behavior.trailingBytes) }
+        if let storm = behavior.storm, stormSent < storm.count, name != "qmp_capabilities" {
+            behindStorm.append((buffer, close))
+            return
+        }
+        send(buffer, close: close, context: context)
+        if name == "qmp_capabilities", behavior.storm != nil { pumpStorm(context: context) }
+    }
+
+    private func send(_ buffer: ByteBuffer, close: Bool, context: ChannelHandlerContext) {
         // Close only once everything is on the wire: a close with writes pending would drop them.
         let written = context.writeAndFlush(Self.wrapOutboundOut(buffer))
         if close {
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             written.whenComplete { _ in loopBound.value.close(promise: nil) }
         }
+    }
+
+    /// Writes storm events while the channel is writable; the rest when it is writable again.
+    private func pumpStorm(context: ChannelHandlerContext) {
+        guard let storm = behavior.storm else { return }
+        while stormSent < storm.count, context.channel.isWritable {
+            var buffer = context.channel.allocator.buffer(capacity: 64 << 10)
+            let end = min(storm.count, stormSent + 256)
+            for n in (stormSent + 1)...end { buffer.writeString(storm.event(n) + "\r\n") }
+            stormSent = end
+            context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+        }
+        guard stormSent == storm.count else { return }
+        let waiting = behindStorm
+        behindStorm = []
+        for reply in waiting { send(reply.buffer, close: reply.close, context: context) }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { pumpStorm(context: context) }
+        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -140,6 +140,66 @@ struct RecorderFaultTests {
         print("events committed after each kill -9: \(committed)")
     }
 
+    @Test func aVMInAStormWhenTheRecorderAttachesIsStoredFromItsFirstEventAndIdentifiedBehindIt() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // Given a VM that floods a million events right after the handshake and answers each query
+        // only behind them (a guest retrying failed I/O, a crash loop)
+        let count = 1_000_000
+        let padding = String(repeating: "x", count: 100)
+        var behavior = FakeQMPBehavior.qemu(name: "storm")
+        behavior.storm = (
+            count,
+            { n in
+                #"{"timestamp": {"seconds": 1795772653, "microseconds": \#(n % 1_000_000)}, "event": "BLOCK_IO_ERROR", "data": {"device": "ide0-hd0", "n": \#(n), "pad": "\#(padding)"}}"#
+            }
+        )
+        let server = try await FakeQMPServer.start(at: directory.file("storm.qmp"), behavior: behavior)
+        defer { Task { await server.stop() } }
+        let database = directory.file("events.sqlite")
+
+        // When qmplog records it once
+        let qmplog = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: ["record", "--once", "--db", database, "--log-level", "warning", server.path],
+            outputPath: directory.file("log")
+        )
+        defer { qmplog.kill9() }
+        let code = try await qmplog.waitForExit(timeout: .seconds(600))
+
+        // Then every event is stored in arrival order in one session of the identified VM, in the
+        // memory an established session's backlog bound allows
+        let log = (try? String(contentsOfFile: directory.file("log"), encoding: .utf8)) ?? ""
+        #expect(code == 0, "\(log)")
+        print("recorder peak RSS taking a storm while attaching: \(qmplog.peakMemoryBytes >> 20) MiB")
+        #expect(qmplog.peakMemoryBytes < 96 << 20, "peak RSS \(qmplog.peakMemoryBytes >> 20) MiB")
+        let store = try EventDatabase.openForReading(path: database)
+        let (stored, outOfOrder) = try await store.writer.read { db in
+            let stored = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM event") ?? 0
+            // The seq-th event stored is the storm's n-th, and ids follow seq.
+            let outOfOrder =
+                try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT COUNT(*) FROM event
+                        WHERE seq != json_extract(data, '$.n') OR id - seq != (SELECT MIN(id) - 1 FROM event)
+                        """
+                ) ?? -1
+            return (stored, outOfOrder)
+        }
+        #expect(stored == count)
+        #expect(outOfOrder == 0)
+        let machines = try await store.allMachines()
+        #expect(machines.map(\.name) == ["storm"], "the session moved to the VM's machine; no other is left")
+        let sessions = try await store.allSessions()
+        #expect(sessions.map(\.machineId) == machines.map(\.id))
+        #expect(sessions.map(\.initialStatus) == ["running"])
+        let events = try await store.writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM event WHERE machineId = ?", arguments: [machines.first?.id])
+        }
+        #expect(events == count)
+    }
+
     @Test func aRecorderStartingAloneEndsTheSessionsALostRecorderLeftOpenButNeverALiveOnes() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

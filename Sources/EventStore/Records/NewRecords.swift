@@ -139,10 +139,15 @@ public struct SessionEnd: Sendable, Hashable {
     /// Why: `eof` (QEMU closed the connection), `recorder-stopped`, `recorder-lost` (see
     /// ``EventDatabase/endAbandonedSessions()``), or an error's text.
     public var reason: String
+    /// The session ended before its VM was identified: if it holds no event, it and the machine row
+    /// it was opened under are deleted instead (an attach that failed, or that a stop cut short,
+    /// leaves no trace; one that stored events keeps them under the endpoint's identity).
+    public var discardsEmpty: Bool
 
-    public init(sessionId: Int64, endedAt: Int64, reason: String) {
+    public init(sessionId: Int64, endedAt: Int64, reason: String, discardsEmpty: Bool = false) {
         self.sessionId = sessionId
         self.endedAt = endedAt
         self.reason = reason
+        self.discardsEmpty = discardsEmpty
     }
 }

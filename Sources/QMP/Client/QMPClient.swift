@@ -206,6 +206,10 @@ public final class QMPConnection {
 
     /// Sends a `query-*` command and waits for its reply.
     ///
+    /// QEMU answers behind the events it has already queued, so a VM in an event storm answers late:
+    /// the reply timeout counts only time in which nothing arrives (or in which reading is paused
+    /// while a sink catches up).
+    ///
     /// - Returns: the reply's `return` value.
     /// - Throws: ``QMPError`` `.commandFailed` with QEMU's class and desc when QEMU answers with an error;
     ///   `.connectionClosed` when the peer leaves first.
@@ -213,9 +217,9 @@ public final class QMPConnection {
         let id = try stateMachine.send(command)
         let timeout = QMPError(
             code: .unexpectedReply,
-            message: "\(endpoint) did not answer '\(command.name)' within \(configuration.replyTimeout)"
+            message: "\(endpoint) did not answer '\(command.name)': it sent nothing for \(configuration.replyTimeout)"
         )
-        return try await withDeadline(configuration.replyTimeout, expiry: timeout) {
+        return try await withDeadline(configuration.replyTimeout, expiry: timeout, extendedByProgress: true) {
             try await write(command, id: id)
             while true {
                 guard let message = try await nextMessage() else {
@@ -244,6 +248,21 @@ public final class QMPConnection {
     public func deliverEvents(to sink: any QMPEventSink) async throws {
         let batcher = self.batcher
         try await channel.eventLoop.submit { batcher.value.install(sink) }.get()
+    }
+
+    /// Stops reading for good and hands the sink every event already read from the socket. Call it
+    /// before ending a session early (a graceful stop): nothing read is lost, and what is left unread
+    /// stays with the peer.
+    public func stopReading() async {
+        let batcher = self.batcher
+        try? await channel.eventLoop.submit { batcher.value.stop() }.get()
+    }
+
+    /// Waits until the peer closes the connection, when events go to a sink.
+    ///
+    /// - Throws: ``QMPError`` for a malformed or oversized message; the connection is unusable after it.
+    public func waitUntilClosed() async throws {
+        while try await nextEvents() != nil {}
     }
 
     /// The next events, in arrival order, as many as one socket read brought; `nil` once the peer has
@@ -285,19 +304,36 @@ public final class QMPConnection {
     }
 
     /// Runs `body`; if it is still running after `duration`, closes the channel and throws `expiry`.
+    ///
+    /// - Parameter extendedByProgress: count `duration` from the peer's last progress (see
+    ///   `QMPMessageBatcher.lastProgress`) instead of from now.
     private func withDeadline<T>(
         _ duration: Duration,
         expiry: QMPError,
+        extendedByProgress: Bool = false,
         _ body: () async throws -> T
     ) async throws -> T {
         let channel = self.channel
+        let batcher = self.batcher
+        let eventLoop = channel.eventLoop
         let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+        let timeout = TimeAmount.nanoseconds(nanoseconds)
         let flag = ExpiryFlag()
-        let task = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
-            flag.expire()
-            channel.close(promise: nil)
+        let timer = NIOLoopBoundBox.makeEmptyBox(valueType: Scheduled<Void>.self, eventLoop: eventLoop)
+        @Sendable func arm(_ deadline: NIODeadline) {
+            timer.value = eventLoop.scheduleTask(deadline: deadline) {
+                guard !flag.isFinished else { return }
+                let extended = batcher.value.lastProgress + timeout
+                if extendedByProgress, extended > .now() { return arm(extended) }
+                flag.expire()
+                channel.close(promise: nil)
+            }
         }
-        defer { task.cancel() }
+        eventLoop.execute { arm(.now() + timeout) }
+        defer {
+            flag.finish()
+            eventLoop.execute { timer.value?.cancel() }
+        }
         do {
             return try await body()
         } catch {
@@ -307,9 +343,13 @@ public final class QMPConnection {
     }
 }
 
-/// Set once from the event loop when a deadline passes, read from the waiting task.
+/// Shared by a deadline's timer on the event loop and the waiting task: whether the deadline passed,
+/// and whether the wait is over (a timer that fires after it must do nothing).
 private final class ExpiryFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func expire() { value.store(true, ordering: .relaxed) }
-    var isExpired: Bool { value.load(ordering: .relaxed) }
+    private let expired = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
+    func expire() { expired.store(true, ordering: .sequentiallyConsistent) }
+    var isExpired: Bool { expired.load(ordering: .sequentiallyConsistent) }
+    func finish() { finished.store(true, ordering: .sequentiallyConsistent) }
+    var isFinished: Bool { finished.load(ordering: .sequentiallyConsistent) }
 }

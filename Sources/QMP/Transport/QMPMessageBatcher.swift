@@ -8,6 +8,9 @@ import NIOCore
 /// When it holds events (``QMPClientConfiguration/deliversEventsToSink``), events after the greeting
 /// do not go to the async consumer: they wait here until a ``QMPEventSink`` is installed, then go
 /// to it straight from the event loop, per read.
+///
+/// ``stop()`` ends reading for good and hands the sink what was read: a recorder that stops keeps
+/// every event it took off the socket.
 final class QMPMessageBatcher: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = [QMPMessage]
@@ -16,13 +19,21 @@ final class QMPMessageBatcher: ChannelInboundHandler {
     private let holdsEvents: Bool
     private var seenGreeting = false
     private var held: [QMPEvent] = []
+    /// The UTF-8 bytes of the held events' names and `data`.
+    private var heldBytes = 0
     private var sink: (any QMPEventSink)?
     private var channel: (any Channel)?
     /// Reading stopped: the sink asked for it, or too many events wait for a sink.
     private var paused = false
+    /// Reading stopped for good (``stop()``): a sink's resume no longer turns it on.
+    private var stopped = false
+    /// When the last socket read ended: a peer that sends anything is alive (see ``lastProgress``).
+    private var lastRead = NIODeadline.now()
 
-    /// Events held for a sink not yet installed beyond which the socket is no longer read.
+    /// Events, or bytes of events, held for a sink not yet installed beyond which the socket is no
+    /// longer read.
     static let maximumHeld = 10_000
+    static let maximumHeldBytes = 8 << 20
 
     init(holdsEvents: Bool = false) {
         self.holdsEvents = holdsEvents
@@ -52,7 +63,10 @@ final class QMPMessageBatcher: ChannelInboundHandler {
             switch message {
             case .event(let event) where holdsEvents && seenGreeting:
                 held.append(event)
-                if sink == nil, held.count >= Self.maximumHeld, !paused { setReading(false) }
+                heldBytes += event.name.utf8.count + (event.dataText?.utf8.count ?? 0)
+                if sink == nil, held.count >= Self.maximumHeld || heldBytes >= Self.maximumHeldBytes, !paused {
+                    setReading(false)
+                }
             case .greeting:
                 seenGreeting = true
                 batch.append(message)
@@ -66,6 +80,7 @@ final class QMPMessageBatcher: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        lastRead = .now()
         flush(context: context)
         context.fireChannelReadComplete()
     }
@@ -90,11 +105,26 @@ final class QMPMessageBatcher: ChannelInboundHandler {
         context.fireChannelRead(Self.wrapInboundOut(messages))
     }
 
+    /// Stops reading the socket for good and hands the sink every event read so far. Call on the
+    /// channel's event loop; no read follows.
+    func stop() {
+        stopped = true
+        setReading(false)
+        deliverHeld()
+    }
+
+    /// The latest moment the peer can be said to have been making progress: the end of its last
+    /// read, or now while reading is paused on our side (the peer is not the one who is slow).
+    var lastProgress: NIODeadline {
+        paused && !stopped ? .now() : lastRead
+    }
+
     private func deliverHeld() {
         guard let sink, !held.isEmpty else { return }
         let events = held
         held.removeAll(keepingCapacity: true)
-        paused = false
+        heldBytes = 0
+        if !stopped { paused = false }
         guard !sink.receive(events, resume: resumer()) else { return }
         setReading(false)
     }
@@ -107,6 +137,7 @@ final class QMPMessageBatcher: ChannelInboundHandler {
     }
 
     private func setReading(_ on: Bool) {
+        if on, stopped { return }
         paused = !on
         channel?.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
     }
