@@ -140,6 +140,41 @@ struct RecorderFaultTests {
         print("events committed after each kill -9: \(committed)")
     }
 
+    @Test func sigtermDuringAFloodStoresEveryEventTheRecorderRead() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var stored: [Int] = []
+        for round in 1...3 {
+            // Given a recorder taking in an endless flood
+            let database = directory.file("events-\(round).sqlite")
+            let peer = try FloodingQMPPeer(path: directory.file("flood-\(round).qmp"), name: "flood")
+            let qmplog = try ChildProcess(
+                QmplogBinaryTests.binary,
+                arguments: ["record", "--db", database, "--log-level", "error", peer.path],
+                outputPath: directory.file("log")
+            )
+            defer { qmplog.kill9() }
+            try await waitForFirstEvent(in: database)
+            try await Task.sleep(for: .milliseconds(200 * round))
+
+            // When it is stopped with SIGTERM
+            qmplog.send(signal: SIGTERM)
+            #expect(try await qmplog.waitForExit() == 0)
+
+            // Then it stored events 1…n in order with n at least what it surely read off the socket
+            let store = try EventDatabase.openForReading(path: database)
+            let rows = try await store.writer.read { db in
+                try String.fetchAll(db, sql: "SELECT json_extract(data, '$.n') FROM event ORDER BY id")
+            }
+            #expect(rows.enumerated().allSatisfy { Int($1) == $0 + 1 }, "a gap or a repeat")
+            let surelyRead = peer.eventsSurelyRead
+            #expect(rows.count >= surelyRead, "read at least \(surelyRead) events, stored \(rows.count)")
+            #expect(try await store.allSessions().map(\.endReason) == ["recorder-stopped"])
+            stored.append(rows.count)
+        }
+        print("events stored after SIGTERM during a flood: \(stored)")
+    }
+
     @Test func aVMInAStormWhenTheRecorderAttachesIsStoredFromItsFirstEventAndIdentifiedBehindIt() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
