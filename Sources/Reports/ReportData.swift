@@ -50,11 +50,12 @@ struct ReportData {
             }
         }
         if !unmatched.isEmpty {
-            let known = machines.map { $0.name ?? $0.endpoint }.sorted()
+            // Printed on a terminal: names come from VMs and the command line.
+            let known = machines.map { TerminalText.escaping($0.name ?? $0.endpoint) }.sorted()
+            let wanted = unmatched.sorted().map(TerminalText.escaping)
             throw ReportsError(
                 code: .unknownMachine,
-                message:
-                    "no VM named \(unmatched.sorted().joined(separator: ", ")) in \(database.path ?? "the database")"
+                message: "no VM named \(wanted.joined(separator: ", ")) in \(database.path ?? "the database")"
                     + (known.isEmpty ? " (it has no VMs yet)" : "; known VMs: \(known.joined(separator: ", "))")
             )
         }

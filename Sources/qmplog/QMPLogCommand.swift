@@ -1,4 +1,5 @@
 import ArgumentParser
+import Reports
 
 @main
 struct QMPLogCommand: AsyncParsableCommand {
@@ -16,4 +17,36 @@ struct QMPLogCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [Record.self, Report.self, Export.self, Vms.self, Rollup.self, Demo.self]
     )
+
+    /// ArgumentParser's own `main`, except that a failure's text is escaped for the terminal: it can
+    /// carry what a VM or peer sent (names, error replies, endpoints from the command line).
+    static func main() async {
+        var command: any ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as ExitCode {
+            exit(withError: error)
+        } catch let error as CleanExit {
+            exit(withError: error)
+        } catch let error as ValidationError {
+            exit(withError: error)
+        } catch {
+            exit(withError: EscapedError(text: TerminalText.escaping("\(error)")))
+        }
+    }
+}
+
+/// An error whose text has been made safe to print.
+private struct EscapedError: Error, CustomStringConvertible {
+    let text: String
+    var description: String { text }
 }

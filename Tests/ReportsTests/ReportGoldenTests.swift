@@ -110,6 +110,14 @@ struct ReportGoldenTests {
         let database = try EventDatabase.openForReading(path: fleet.directory.file("events.sqlite"))
         let result = try await MachineListReport.run(on: database, now: FixtureDatabase.now)
         try assertSnapshot(ReportFormat.table.render(result), named: "vms.table")
+        // Its JSON keeps the reports' contract: one object with unique keys.
+        guard case .object(let members) = try JSONValue(parsing: Array(ReportFormat.json.render(result).utf8)) else {
+            Issue.record("JSON output is not an object")
+            return
+        }
+        let keys = members.map(\.key)
+        #expect(Set(keys).count == keys.count, "\(keys)")
+        #expect(keys == ["report", "since", "until", "vms", "summary", "known_vms", "caveats"])
     }
 
     @Test func shutdownsCountTheFleetsRealQEMUShutdownsCorrectly() async throws {

@@ -49,7 +49,8 @@ public enum MachineListReport {
             summary: [("vms", .count(rows.count))],
             tables: [
                 ReportTable(
-                    name: "vms",
+                    // Not `vms`: every report's JSON has that key for the --vm filters.
+                    name: "known_vms",
                     title: "Known VMs",
                     columns: ["vm", "uuid", "socket", "first_seen", "last_seen", "state", "events"],
                     rows: rows

@@ -237,11 +237,23 @@ struct ByteWriter {
 
     /// A JSON string literal, escaping quotes, backslashes and control characters; `null` for NULL.
     /// Takes at most 6 × count + 2 bytes.
-    mutating func jsonString(_ text: UnsafeBufferPointer<UInt8>?) {
+    /// A JSON string literal of `text` (`null` for none). With `escapingC1`, the C1 controls
+    /// U+0080–U+009F are escaped too (`\u0080`): JSON meant to be read on a terminal; export keeps
+    /// them as data.
+    mutating func jsonString(_ text: UnsafeBufferPointer<UInt8>?, escapingC1: Bool = false) {
         guard let text else { return ascii("null") }
         byte(UInt8(ascii: "\""))
-        for value in text {
+        var index = text.startIndex
+        while index < text.endIndex {
+            let value = text[index]
+            index += 1
             switch value {
+            case 0xC2 where escapingC1 && index < text.endIndex && (0x80...0x9F).contains(text[index]):
+                // U+0080–U+009F in UTF-8.
+                ascii("\\u00")
+                byte(Self.hexDigit(text[index] >> 4))
+                byte(Self.hexDigit(text[index] & 0xF))
+                index += 1
             case UInt8(ascii: "\""), UInt8(ascii: "\\"):
                 byte(UInt8(ascii: "\\"))
                 byte(value)

@@ -46,11 +46,12 @@ enum JSONReportRenderer {
 
 /// JSON text helpers shared by reports and export.
 enum JSONText {
-    /// A JSON string literal, escaping quotes, backslashes and control characters.
+    /// A JSON string literal, escaping quotes, backslashes and control characters, C1 included
+    /// (report JSON is often read on a terminal).
     static func string(_ text: String) -> String {
         var text = text
         return text.withUTF8 { bytes in
-            ByteWriter.string(capacity: 6 * bytes.count + 3) { $0.jsonString(bytes) }
+            ByteWriter.string(capacity: 6 * bytes.count + 3) { $0.jsonString(bytes, escapingC1: true) }
         }
     }
 

@@ -1,11 +1,14 @@
-/// Renders a report as aligned text for a terminal.
+/// Renders a report as aligned text for a terminal. Text from VMs, peers and the command line is
+/// escaped (``TerminalText``).
 enum TextReportRenderer {
     static func render(_ result: ReportResult) -> String {
         var lines: [String] = []
         let since = result.query.since.map { Timestamp.rfc3339(microseconds: $0) } ?? "beginning"
         let until = result.query.until.map { Timestamp.rfc3339(microseconds: $0) } ?? "now"
         lines.append("qmplog report \(result.report) — \(since) to \(until)")
-        if !result.query.machines.isEmpty { lines.append("VMs: \(result.query.machines.joined(separator: ", "))") }
+        if !result.query.machines.isEmpty {
+            lines.append("VMs: \(result.query.machines.map(TerminalText.escaping).joined(separator: ", "))")
+        }
         if !result.summary.isEmpty {
             lines.append("")
             let width = result.summary.map { label($0.key).count }.max() ?? 0
@@ -26,7 +29,7 @@ enum TextReportRenderer {
         if !result.caveats.isEmpty {
             lines.append("")
             lines.append("Notes:")
-            lines += result.caveats.flatMap { wrap("- " + $0, width: 78, indent: "  ") }
+            lines += result.caveats.flatMap { wrap("- " + TerminalText.escaping($0), width: 78, indent: "  ") }
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -70,7 +73,7 @@ enum TextReportRenderer {
 
     static func text(_ value: ReportValue) -> String {
         switch value {
-        case .text(let text): text
+        case .text(let text): TerminalText.escaping(text)
         case .integer(let value): String(value)
         case .number(let value): formatNumber(value)
         case .bool(let value): value ? "yes" : "no"

@@ -28,9 +28,7 @@ struct LoggingOptions: ParsableArguments {
         LoggingSystem.bootstrap { label in
             switch format {
             case .text:
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
+                return TextLogHandler(label: label, logLevel: level)
             case .json:
                 return JSONLogHandler(label: label, logLevel: level)
             }
