@@ -30,7 +30,9 @@ struct ReportData {
     let firstEventTime: Int64?
 
     init(database: EventDatabase, query: ReportQuery) async throws {
-        if let since = query.since, since >= query.end {
+        // Without --until the window has no upper bound (see ``ReportQuery/contains(_:)``), so a
+        // --since after now is a question, not a mistake.
+        if let since = query.since, let until = query.until, since >= until {
             throw ReportsError(code: .invalidQuery, message: "--since must be earlier than --until")
         }
         self.database = database

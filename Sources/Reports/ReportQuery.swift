@@ -72,10 +72,34 @@ public enum ReportInterval: String, Sendable, Hashable, CaseIterable {
 /// Parses the `--since`/`--until` forms: RFC 3339 (`2026-11-27T09:00:00Z`, `2026-11-27`) or a span
 /// before `now` (`90s`, `30m`, `24h`, `7d`, `2w`).
 public enum ReportTimeParser {
-    /// - Returns: microseconds since the epoch, or `nil` when `text` is neither form.
-    public static func parse(_ text: String, now: Int64) -> Int64? {
+    /// - Returns: microseconds since the epoch.
+    /// - Throws: ``ReportsError`` `.invalidQuery` saying what is wrong with `text` (it names no option:
+    ///   the caller adds which).
+    public static func parse(_ text: String, now: Int64) throws(ReportsError) -> Int64 {
         if let absolute = Timestamp.parseRFC3339(text) { return absolute }
-        guard let unit = text.last, let amount = Int64(text.dropLast()), amount >= 0 else { return nil }
+        if let span = span(text) {
+            let (length, overflow) = span.multipliedReportingOverflow(by: 1_000_000)
+            let (time, underflow) = now.subtractingReportingOverflow(length)
+            guard !overflow, !underflow, time >= Timestamp.earliest else {
+                throw ReportsError(code: .invalidQuery, message: "'\(text)' reaches back before the year 1")
+            }
+            return time
+        }
+        let looksLikeADate = text.count >= 10 && text.utf8.prefix(4).allSatisfy { (48...57).contains($0) }
+        throw ReportsError(
+            code: .invalidQuery,
+            message: looksLikeADate
+                ? "'\(text)' is not a valid RFC 3339 time (a day the month has, hours 00-23, offsets up to ±23:59, years 0001-9999)"
+                : "'\(text)' is neither an RFC 3339 time nor a span like 24h or 7d"
+        )
+    }
+
+    /// The seconds `text` spans (`90s`, `7d`; `Int64.max` when that does not fit), or `nil` when it
+    /// is no span.
+    private static func span(_ text: String) -> Int64? {
+        let digits = text.utf8.dropLast()
+        guard let unit = text.last, !digits.isEmpty, digits.allSatisfy({ (48...57).contains($0) }) else { return nil }
+        let amount = Int64(text.dropLast()) ?? .max
         let seconds: Int64
         switch unit {
         case "s": seconds = 1
@@ -85,6 +109,7 @@ public enum ReportTimeParser {
         case "w": seconds = 7 * 86_400
         default: return nil
         }
-        return now - amount * seconds * 1_000_000
+        let (span, overflow) = amount.multipliedReportingOverflow(by: seconds)
+        return overflow ? Int64.max : span
     }
 }

@@ -57,11 +57,31 @@ enum StateReport {
         }
     }
 
+    /// The most rows a series may have: every bucket of the window for every VM.
+    static let maximumSeriesRows = 1_000_000
+
+    /// Refuses a series longer than ``maximumSeriesRows`` before any work (an hourly series since
+    /// the year 1 would be 17.7 million rows a VM).
+    static func checkSeriesSize(from start: Int64, to end: Int64, every interval: ReportInterval, vms: Int) throws {
+        guard end > start else { return }
+        let buckets = (end - interval.bucket(of: start)) / interval.length + 1
+        let (rows, overflow) = buckets.multipliedReportingOverflow(by: Int64(max(vms, 1)))
+        guard overflow || rows > maximumSeriesRows else { return }
+        throw ReportsError(
+            code: .invalidQuery,
+            message: "--interval \(interval.rawValue) over this window is \(buckets) buckets for each of \(vms) VMs, "
+                + "more than \(maximumSeriesRows) rows: use a longer --interval, a later --since or fewer --vm"
+        )
+    }
+
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
         let sessions = try await data.sessions()
         let windowStart = query.since ?? sessions.map(\.startedAt).min() ?? query.end
         let windowEnd = query.end
+        if let interval = query.interval {
+            try checkSeriesSize(from: windowStart, to: windowEnd, every: interval, vms: data.machineNames.count)
+        }
         var rolled = FactTally()
         let (scan, rollup) = try await data.loadingRollup(.states, into: &rolled)
         var walk: SessionWalk

@@ -87,7 +87,7 @@ enum SummaryReport {
                 (
                     "observed_fraction",
                     windowLength == 0 || ids.isEmpty
-                        ? .null : .number(Double(observedTotal) / Double(windowLength * Int64(ids.count)))
+                        ? .null : .number(Double(observedTotal) / (Double(windowLength) * Double(ids.count)))
                 ),
             ],
             tables: tables,

@@ -66,7 +66,13 @@ public enum Timestamp {
         return p + padded - pointer
     }
 
-    /// Parses `2026-11-27T09:44:14Z`, `2026-11-27T09:44:14.5+02:00` or `2026-11-27` (midnight UTC).
+    /// The first and last instants RFC 3339 can write, 0001-01-01T00:00:00Z and
+    /// 9999-12-31T23:59:59.999999Z: every time qmplog takes from the command line lies between them.
+    public static let earliest: Int64 = -62_135_596_800_000_000
+    public static let latest: Int64 = 253_402_300_799_999_999
+
+    /// Parses `2026-11-27T09:44:14Z`, `2026-11-27T09:44:14.5+02:00` or `2026-11-27` (midnight UTC),
+    /// strictly: a day the month has, an offset of at most 23:59, years 0001 to 9999.
     ///
     /// - Returns: microseconds since the Unix epoch, or `nil` if `text` is not such a time.
     public static func parseRFC3339(_ text: String) -> Int64? {
@@ -82,7 +88,7 @@ public enum Timestamp {
         }
         guard bytes.count >= 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
             let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-            (1...12).contains(month), (1...31).contains(day)
+            year >= 1, (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day)
         else { return nil }
         let days = days(fromCivil: year, month, day)
         if bytes.count == 10 { return days * 86_400_000_000 }
@@ -111,14 +117,25 @@ public enum Timestamp {
             guard index + 1 == bytes.count else { return nil }
         case UInt8(ascii: "+"), UInt8(ascii: "-"):
             guard index + 6 == bytes.count, bytes[index + 3] == UInt8(ascii: ":"),
-                let hours = number(index + 1..<index + 3), let minutes = number(index + 4..<index + 6)
+                let hours = number(index + 1..<index + 3), let minutes = number(index + 4..<index + 6),
+                hours < 24, minutes < 60
             else { return nil }
             offset = (hours * 3600 + minutes * 60) * (bytes[index] == UInt8(ascii: "+") ? 1 : -1)
         default:
             return nil
         }
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
-        return seconds * 1_000_000 + micro
+        let time = seconds * 1_000_000 + micro
+        // An offset can carry 0001-01-01 or 9999-12-31 past the range.
+        return (earliest...latest).contains(time) ? time : nil
+    }
+
+    static func daysIn(month: Int64, year: Int64) -> Int64 {
+        switch month {
+        case 2: year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
     }
 
     static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {

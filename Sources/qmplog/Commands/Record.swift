@@ -110,10 +110,24 @@ extension QMPLogCommand {
                     throw ValidationError(error.message)
                 }
             }
-            guard rollupEvery >= 0 else { throw ValidationError("--rollup-every must not be negative.") }
-            guard greetingTimeout > 0 else { throw ValidationError("--greeting-timeout must be positive.") }
-            guard maxMessageSize >= 1024 else { throw ValidationError("--max-message-size must be at least 1024.") }
+            // Bounded so that every conversion to microseconds and durations fits (NaN fails each test).
+            guard (0...Self.maximumRollupEvery).contains(rollupEvery) else {
+                throw ValidationError(
+                    "--rollup-every must be 0 (never) to \(Self.maximumRollupEvery) seconds (a year)."
+                )
+            }
+            guard greetingTimeout > 0, greetingTimeout <= 3600 else {
+                throw ValidationError("--greeting-timeout must be more than 0 and at most 3600 seconds.")
+            }
+            guard retryMax >= 0.5, retryMax <= 86_400 else {
+                throw ValidationError("--retry-max must be 0.5 to 86400 seconds (a day).")
+            }
+            guard (1024...(1 << 30)).contains(maxMessageSize) else {
+                throw ValidationError("--max-message-size must be 1024 bytes to 1 GiB.")
+            }
         }
+
+        static let maximumRollupEvery = 366 * 86_400
 
         func run() async throws {
             let logger = logging.bootstrap(label: "qmplog.record")

@@ -52,7 +52,9 @@ extension QMPLogCommand {
 
         func validate() throws {
             if let by, by != "vm" { throw ValidationError("--by takes 'vm'.") }
-            guard powerdownWindow >= 0 else { throw ValidationError("--powerdown-window must not be negative.") }
+            guard (0...86_400).contains(powerdownWindow) else {
+                throw ValidationError("--powerdown-window must be 0 to 86400 seconds (a day).")
+            }
         }
 
         func run() async throws {

@@ -35,17 +35,20 @@ struct FilterOptions: ParsableArguments {
     func validate() throws {
         let now = Self.now()
         for (name, value) in [("--since", since), ("--until", until)] {
-            if let value, ReportTimeParser.parse(value, now: now) == nil {
-                throw ValidationError("\(name) '\(value)' is neither an RFC 3339 time nor a span like 24h or 7d.")
+            guard let value else { continue }
+            do {
+                _ = try ReportTimeParser.parse(value, now: now)
+            } catch {
+                throw ValidationError("\(name) \(error.message).")
             }
         }
     }
 
-    /// The query these options describe, at `now`.
+    /// The query these options describe, at `now` (after ``validate()``, every time parses).
     func query(now: Int64 = FilterOptions.now()) -> ReportQuery {
         ReportQuery(
-            since: since.flatMap { ReportTimeParser.parse($0, now: now) },
-            until: until.flatMap { ReportTimeParser.parse($0, now: now) },
+            since: since.flatMap { try? ReportTimeParser.parse($0, now: now) },
+            until: until.flatMap { try? ReportTimeParser.parse($0, now: now) },
             machines: machines,
             now: now
         )
