@@ -147,6 +147,8 @@ final class FakeQMPHandler: ChannelInboundHandler {
     /// Storm events sent so far, and the replies waiting behind the rest (with whether to close after).
     private var stormSent = 0
     private var behindStorm: [(buffer: ByteBuffer, close: Bool)] = []
+    /// A turn of the storm is scheduled.
+    private var pumping = false
 
     init(behavior: FakeQMPBehavior, log: CommandLog) {
         self.behavior = behavior
@@ -193,17 +195,27 @@ final class FakeQMPHandler: ChannelInboundHandler {
         }
     }
 
-    /// Writes storm events while the channel is writable; the rest when it is writable again.
+    /// Writes storm events while the channel is writable, a chunk per turn of the event loop (the
+    /// loop is shared with other tests' channels); the rest when it is writable again.
     private func pumpStorm(context: ChannelHandlerContext) {
-        guard let storm = behavior.storm else { return }
-        while stormSent < storm.count, context.channel.isWritable {
-            var buffer = context.channel.allocator.buffer(capacity: 64 << 10)
-            let end = min(storm.count, stormSent + 256)
-            for n in (stormSent + 1)...end { buffer.writeString(storm.event(n) + "\r\n") }
-            stormSent = end
-            context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+        guard let storm = behavior.storm, !pumping else { return }
+        guard stormSent < storm.count else { return sendBehindStorm(context: context) }
+        guard context.channel.isWritable else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 64 << 10)
+        let end = min(storm.count, stormSent + 256)
+        for n in (stormSent + 1)...end { buffer.writeString(storm.event(n) + "\r\n") }
+        stormSent = end
+        context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+        pumping = true
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            handler.value.pumping = false
+            handler.value.pumpStorm(context: loopContext.value)
         }
-        guard stormSent == storm.count else { return }
+    }
+
+    private func sendBehindStorm(context: ChannelHandlerContext) {
         let waiting = behindStorm
         behindStorm = []
         for reply in waiting { send(reply.buffer, close: reply.close, context: context) }

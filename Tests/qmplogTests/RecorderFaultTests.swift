@@ -54,9 +54,20 @@ struct RecorderFaultTests {
             outputPath: directory.file("log")
         )
         defer { qmplog.kill9() }
+        // At least 4 s (the silent peer is retried), and until the two peers that send broken
+        // messages have been cut off (a loaded machine reads 16 MiB slowly).
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: .seconds(4))
-        while clock.now < deadline, qmplog.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        let start = clock.now
+        func brokenPeersEnded() async -> Bool {
+            let ended = try? await EventDatabase.openForReading(path: database).writer.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE endReason LIKE 'error:%'")
+            }
+            return (ended ?? 0) >= 2
+        }
+        while qmplog.isRunning, clock.now < start.advanced(by: .seconds(30)) {
+            if clock.now > start.advanced(by: .seconds(4)), await brokenPeersEnded() { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
         qmplog.send(signal: SIGTERM)
         let code = try await qmplog.waitForExit()
 

@@ -45,21 +45,48 @@ extension QMPLogCommand {
 
         func run() async throws {
             let database = try store.openForReading()
-            var descriptor = STDOUT_FILENO
-            if let output {
-                descriptor = open(output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-                guard descriptor >= 0 else {
-                    throw ValidationError("Cannot write \(output): \(String(cString: strerror(errno))).")
+            guard let output else {
+                _ = try await EventExporter.export(
+                    from: database,
+                    query: filter.query(),
+                    events: events,
+                    format: format,
+                    to: STDOUT_FILENO
+                )
+                return
+            }
+            try refuseDatabaseFiles(output, database: store.resolvedPath())
+            // A new 0600 file renamed over the output once complete: an existing file gets the
+            // promised mode, and a failed export leaves the old one as it was.
+            let file = try PrivateOutputFile(replacing: output)
+            do {
+                _ = try await EventExporter.export(
+                    from: database,
+                    query: filter.query(),
+                    events: events,
+                    format: format,
+                    to: file.descriptor
+                )
+                try file.commit()
+            } catch {
+                file.discard()
+                throw error
+            }
+        }
+
+        /// Refuses an output path that is the database or one of its -wal/-shm files (the export
+        /// would truncate them), by identity of file, whatever the path's spelling.
+        private func refuseDatabaseFiles(_ output: String, database: String) throws {
+            var target = stat()
+            guard stat(output, &target) == 0 else { return }
+            for suffix in ["", "-wal", "-shm"] {
+                var file = stat()
+                if stat(database + suffix, &file) == 0, file.st_dev == target.st_dev, file.st_ino == target.st_ino {
+                    throw ValidationError(
+                        "-o \(output) is the database \(database + suffix): refusing to overwrite it."
+                    )
                 }
             }
-            defer { if output != nil { close(descriptor) } }
-            try await EventExporter.export(
-                from: database,
-                query: filter.query(),
-                events: events,
-                format: format,
-                to: descriptor
-            )
         }
     }
 
@@ -77,7 +104,7 @@ extension QMPLogCommand {
         func run() async throws {
             let database = try store.openForReading()
             let result = try await MachineListReport.run(on: database, now: FilterOptions.now())
-            print(format.render(result), terminator: "")
+            try StandardOutput.write(format.render(result))
         }
     }
 }

@@ -64,7 +64,7 @@ extension QMPLogCommand {
             query.byMachine = by == "vm"
             query.powerdownWindow = Int64(powerdownWindow) * 1_000_000
             let result = try await kind.run(on: database, query: query)
-            print(format.render(result), terminator: "")
+            try StandardOutput.write(format.render(result))
         }
     }
 }

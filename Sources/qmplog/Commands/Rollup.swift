@@ -21,13 +21,15 @@ extension QMPLogCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let database = try EventDatabase.openForWriting(path: store.prepareForWriting())
+            // The rollup is built from a database that exists: a mistyped --db must not create one.
+            _ = try store.openForReading()
+            let database = try EventDatabase.openForWriting(path: store.resolvedPath())
             let started = FilterOptions.now()
             let rollup = try await RollupBuilder.rebuild(database, now: started)
             let seconds = Double(FilterOptions.now() - started) / 1_000_000
-            print(
+            try StandardOutput.write(
                 "Rolled up \(rollup.facts.count) facts over the events before \(Timestamp.rfc3339(microseconds: rollup.cut)) "
-                    + "in \((seconds * 100).rounded() / 100) s."
+                    + "in \((seconds * 100).rounded() / 100) s.\n"
             )
         }
     }

@@ -13,6 +13,14 @@ struct StoreOptions: ParsableArguments {
     )
     var db: String?
 
+    func validate() throws {
+        if db == "" {
+            throw ValidationError(
+                "--db needs a file path; leave it out to use $QMPLOG_DB, else $XDG_STATE_HOME/qmplog/events.sqlite."
+            )
+        }
+    }
+
     /// The path to use, following the rule: `--db`, `$QMPLOG_DB`, `$XDG_STATE_HOME/qmplog/events.sqlite`.
     func resolvedPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         Self.resolve(explicit: db, environment: environment)

@@ -1,0 +1,99 @@
+import EventStore
+import Foundation
+import QMPTestSupport
+import Testing
+
+/// What a careless operator types: output that cannot be written, an export onto the database, a
+/// mistyped path.
+@Suite(.serialized)
+struct CarelessOperatorTests {
+    /// A database with one recorded VM and event.
+    private func recordedDatabase(in directory: TemporaryDirectory) async throws -> String {
+        let server = try await FakeQMPServer.start(
+            at: directory.file("vm.qmp"),
+            behavior: .qemu(name: "vm", events: [FakeQMPBehavior.event("STOP")])
+        )
+        defer { Task { await server.stop() } }
+        let database = directory.file("events.sqlite")
+        let (code, output) = try await QmplogBinaryTests.run(
+            ["record", "--once", "--db", database, server.path],
+            in: directory
+        )
+        #expect(code == 0, "\(output)")
+        return database
+    }
+
+    @Test func readersExitNonZeroWhenStandardOutputCannotBeWritten() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = try await recordedDatabase(in: directory)
+        for command in ["report summary", "report states --format json", "vms", "export", "rollup"] {
+            // Given standard output on a full device
+            let log = directory.file("\(command.replacingOccurrences(of: " ", with: "-")).err")
+            let shell = try ChildProcess(
+                "/bin/sh",
+                arguments: [
+                    "-c", "exec \"$0\" \(command) --db \"$1\" > /dev/full", QmplogBinaryTests.binary, database,
+                ],
+                outputPath: log
+            )
+            // Then the command fails and says why
+            let code = try await shell.waitForExit()
+            let stderr = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(code != 0, "\(command): \(stderr)")
+            #expect(stderr.contains("No space left on device"), "\(command): \(stderr)")
+        }
+    }
+
+    @Test func exportRefusesTheDatabaseAndReplacesAnOldFileWithAPrivateOne() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = try await recordedDatabase(in: directory)
+        symlink(database, directory.file("alias.sqlite"))
+
+        // When the output names the database, by its path, a symlink, or its WAL
+        for target in [database, directory.file("alias.sqlite"), database + "-wal"] where access(target, F_OK) == 0 {
+            let (code, output) = try await QmplogBinaryTests.run(
+                ["export", "--db", database, "-o", target],
+                in: directory
+            )
+            #expect(code == 64, "\(target): \(output)")
+            #expect(output.contains("is the database"), "\(output)")
+        }
+        // Then the database is intact
+        #expect(try await EventDatabase.openForReading(path: database).allEvents().map(\.name) == ["STOP"])
+
+        // And an existing world-readable output file is replaced by a 0600 one
+        let old = directory.file("old.csv")
+        _ = FileManager.default.createFile(
+            atPath: old,
+            contents: Data("old\n".utf8),
+            attributes: [.posixPermissions: 0o644]
+        )
+        let (code, output) = try await QmplogBinaryTests.run(["export", "--db", database, "-o", old], in: directory)
+        #expect(code == 0, "\(output)")
+        #expect(try FileManager.default.attributesOfItem(atPath: old)[.posixPermissions] as? Int == 0o600)
+        #expect(try String(contentsOfFile: old, encoding: .utf8).hasPrefix("id,vm,time"))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter {
+            $0.hasPrefix(".qmplog")
+        }
+        #expect(leftovers.isEmpty)
+    }
+
+    @Test func aMistypedOrEmptyDatabasePathIsAnError() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let typo = directory.file("typo.sqlite")
+
+        let (code, output) = try await QmplogBinaryTests.run(["rollup", "--db", typo], in: directory)
+        #expect(code == 1, "\(output)")
+        #expect(output.contains("no qmplog database at \(typo)"))
+        #expect(!FileManager.default.fileExists(atPath: typo), "rollup never creates a database")
+
+        for command in [["rollup"], ["report", "summary"], ["vms"], ["export"], ["record", "/run/vm.qmp"]] {
+            let (emptyCode, emptyOutput) = try await QmplogBinaryTests.run(command + ["--db", ""], in: directory)
+            #expect(emptyCode == 64, "\(command): \(emptyOutput)")
+            #expect(emptyOutput.contains("--db needs a file path"), "\(command): \(emptyOutput)")
+        }
+    }
+}
