@@ -182,7 +182,8 @@ struct ReportQuirkTests {
     @Test func statesCountOnlyObservedTimeAndLeaveGapsUnknown() async throws {
         // Session 1 (t0-1 … t0+31): prelaunch 1 s, running 30 s (the -1/-1 STOP and RESUME take the
         // previous event's time, t0+10), paused 1 s. Gap of 69 s: unknown.
-        // Session 2 (t0+100 … t0+111): attached running, 1 s; SHUTDOWN at t0+101, 10 s shut down (RESET changes nothing).
+        // Session 2 (t0+100 … t0+111): attached running, 1 s; SHUTDOWN at t0+101, 9 s shut down; the RESET
+        // at t0+110 leaves QEMU in prelaunch (not running): 1 s paused.
         let fixture = try await FixtureDatabase([
             (
                 "vm1",
@@ -218,7 +219,7 @@ struct ReportQuirkTests {
         let row = try #require(result.table("by_vm")?.rows.first)
         #expect(
             row == [
-                "vm1", .duration(31 * second), .duration(2 * second), .duration(0), .duration(10 * second),
+                "vm1", .duration(31 * second), .duration(3 * second), .duration(0), .duration(9 * second),
                 .duration(69 * second),
             ]
         )

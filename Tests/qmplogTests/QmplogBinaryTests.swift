@@ -16,7 +16,7 @@ struct QmplogBinaryTests {
         let database = directory.file("events.sqlite")
         let qmplog = try runQmplog(["record", "--once", "--db", database, qemu.recorderSocket], in: directory)
         defer { qmplog.kill9() }
-        try await waitForSession(database: database)
+        try await Self.waitForSession(database: database)
 
         // When the VM runs
         try QMPTestDriver(path: qemu.controlSocket).execute("cont")
@@ -40,11 +40,11 @@ struct QmplogBinaryTests {
         let database = directory.file("events.sqlite")
         let qmplog = try runQmplog(["record", "--db", database, qemu.recorderSocket], in: directory)
         defer { qmplog.kill9() }
-        try await waitForSession(database: database)
+        try await Self.waitForSession(database: database)
         let driver = try QMPTestDriver(path: qemu.controlSocket)
         try driver.execute("cont")
         try driver.execute("stop")
-        try await waitUntil { try await EventDatabase.openForReading(path: database).allEvents().count == 2 }
+        try await Self.waitUntil { try await EventDatabase.openForReading(path: database).allEvents().count == 2 }
 
         qmplog.send(signal: SIGTERM)
 
@@ -67,13 +67,13 @@ struct QmplogBinaryTests {
             in: directory
         )
         defer { qmplog.kill9() }
-        try await waitForSession(database: database)
+        try await Self.waitForSession(database: database)
         let driver = try QMPTestDriver(path: qemu.controlSocket)
         try driver.execute("cont")
         try driver.execute("stop")
 
         // Rebuilt once the events are in (the cut is the start of the hour, so they count after it).
-        try await waitUntil {
+        try await Self.waitUntil {
             try await EventDatabase.openForReading(path: database).rollupHeader()?.lastEventId == 2
         }
         qmplog.send(signal: SIGTERM)
@@ -133,14 +133,18 @@ struct QmplogBinaryTests {
         (try? String(contentsOfFile: directory.file("qmplog.out"), encoding: .utf8)) ?? ""
     }
 
-    private func waitForSession(database: String) async throws {
-        try await waitUntil {
+    static func waitForSession(database: String) async throws {
+        try await Self.waitUntil {
             guard FileManager.default.fileExists(atPath: database) else { return false }
-            return try await EventDatabase.openForReading(path: database).allSessions().count == 1
+            // Identified: the session is open before the VM has answered who it is.
+            return try await EventDatabase.openForReading(path: database).allSessions().filter {
+                $0.initialStatus != nil
+            }
+            .count == 1
         }
     }
 
-    private func waitUntil(_ condition: () async throws -> Bool) async throws {
+    static func waitUntil(_ condition: () async throws -> Bool) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: .seconds(20))
         while !((try? await condition()) ?? false) {

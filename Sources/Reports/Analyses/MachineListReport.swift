@@ -28,7 +28,7 @@ public enum MachineListReport {
                         db,
                         sql: """
                             SELECT name FROM event WHERE machineId = ? AND sessionId = ?
-                              AND name IN ('STOP','RESUME','SUSPEND','SUSPEND_DISK','WAKEUP','SHUTDOWN') ORDER BY seq
+                              AND name IN ('STOP','RESUME','SUSPEND','SUSPEND_DISK','WAKEUP','SHUTDOWN','RESET') ORDER BY seq
                             """,
                         arguments: [row["id"], lastSession]
                     )

@@ -3,14 +3,14 @@ import EventStore
 /// Time each VM spent running, paused, suspended and shut down, from its sessions and events.
 ///
 /// A session starts in the state `query-status` reported at attach; STOP, RESUME, SUSPEND,
-/// SUSPEND_DISK, WAKEUP and SHUTDOWN move it; the session's end ends what is known. Time outside
+/// SUSPEND_DISK, WAKEUP, SHUTDOWN and RESET move it; the session's end ends what is known. Time outside
 /// every session is **unknown**, never guessed.
 enum StateReport {
     enum State: String, CaseIterable {
         case running, paused, suspended, shutdown
     }
 
-    static let stateEvents = ["STOP", "RESUME", "SUSPEND", "SUSPEND_DISK", "WAKEUP", "SHUTDOWN"]
+    static let stateEvents = ["STOP", "RESUME", "SUSPEND", "SUSPEND_DISK", "WAKEUP", "SHUTDOWN", "RESET"]
 
     /// The state `query-status` reports, in four buckets. Unknown statuses count as paused (not running).
     static func state(forStatus status: String?) -> State {
@@ -22,9 +22,13 @@ enum StateReport {
         }
     }
 
+    /// QEMU's run state after `event`. A VM held shut down (`-no-shutdown`, or libvirt until it
+    /// signals QEMU) stops its vCPUs with SHUTDOWN then STOP: that STOP is no pause, `query-status`
+    /// says `shutdown`. A reset of a VM that is not running leaves it in `prelaunch` until `cont`.
     static func state(after event: String, from state: State) -> State {
         switch event {
-        case "STOP": .paused
+        case "STOP": state == .shutdown ? .shutdown : .paused
+        case "RESET": state == .running ? .running : .paused
         case "RESUME", "WAKEUP": .running
         case "SUSPEND", "SUSPEND_DISK": .suspended
         case "SHUTDOWN": .shutdown
