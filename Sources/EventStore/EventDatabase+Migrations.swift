@@ -149,6 +149,11 @@ extension EventDatabase {
                     """
             )
         }
+        // Rollups built before this carried a running session's state as 0, which the tally
+        // dropped, and counted a held shutdown (SHUTDOWN, STOP) as paused: rebuild from the events.
+        migrator.registerMigration("v6-rollup-rebuilt") { db in
+            try db.execute(sql: "DELETE FROM rollupFact; DELETE FROM rollup")
+        }
         return migrator
     }
 }

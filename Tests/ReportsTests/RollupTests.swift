@@ -152,3 +152,109 @@ struct RollupTests {
         return nil
     }
 }
+
+/// Every quirk the reports correct, with its pair a moment either side of the rollup's cut: the
+/// rollup plus the events after the cut must read as a scan does, in every report.
+struct RollupCutQuirkTests {
+    static let now: Int64 = 1_795_790_000_000_000
+    /// The cut `now` gives: the start of its hour, in seconds.
+    static let cut: Int64 = 1_795_788_000
+
+    static func at(_ offset: Double) -> (Int64, Int64) {
+        let micro = Int64((offset * 1_000_000).rounded())
+        let total = cut * 1_000_000 + micro
+        return (total / 1_000_000, total % 1_000_000)
+    }
+
+    static func event(_ name: String, _ offset: Double, data: String? = nil) -> String {
+        let (seconds, micro) = at(offset)
+        return FixtureDatabase.event(name, at: seconds, micro, data: data)
+    }
+
+    static let panicPause =
+        #"{"action": "pause", "info": {"type": "hyper-v", "arg1": 1, "arg2": 0, "arg3": 0, "arg4": 0, "arg5": 0}}"#
+    static let panicOff =
+        #"{"action": "poweroff", "info": {"type": "hyper-v", "arg1": 1, "arg2": 0, "arg3": 0, "arg4": 0, "arg5": 0}}"#
+
+    /// One VM per quirk, each attached from a minute before the cut; `open` leaves the sessions open.
+    static func fleet(open: Bool) async throws -> FixtureDatabase {
+        func vm(_ name: String, _ lines: [String], qemu: String = "7.2.22") -> (
+            name: String, sessions: [FixtureDatabase.SessionSpec]
+        ) {
+            (name, [.init(lines: [event("RESUME", -60)] + lines, qemuVersion: qemu, open: open)])
+        }
+        return try await FixtureDatabase([
+            vm(
+                "acpi",
+                [
+                    event("POWERDOWN", -0.5),
+                    event("SHUTDOWN", 0.5, data: #"{"guest": true, "reason": "guest-shutdown"}"#),
+                ]
+            ),
+            vm(
+                "sigterm",
+                [
+                    event("SHUTDOWN", -0.5, data: #"{"guest": false, "reason": "host-signal"}"#),
+                    event("SHUTDOWN", 0.5, data: #"{"guest": false, "reason": "host-signal"}"#),
+                ]
+            ),
+            vm(
+                "double-panic",
+                [
+                    event("GUEST_PANICKED", -0.5, data: panicPause), event("GUEST_PANICKED", 0.5, data: panicOff),
+                    event("SHUTDOWN", 0.6, data: #"{"guest": true, "reason": "guest-panic"}"#),
+                ],
+                qemu: "5.2.0"
+            ),
+            vm(
+                "watchdog",
+                [
+                    event("WATCHDOG", -0.5, data: #"{"action": "reset"}"#),
+                    event("RESET", 0.5, data: #"{"guest": true, "reason": "guest-reset"}"#),
+                ]
+            ),
+            vm(
+                "burst",
+                [
+                    event("RESET", -0.5, data: #"{"guest": false, "reason": "host-qmp-system-reset"}"#),
+                    event("RESET", 0.2, data: #"{"guest": true, "reason": "guest-reset"}"#),
+                    event("RESET", 0.9, data: #"{"guest": true, "reason": "guest-reset"}"#),
+                ]
+            ),
+            vm(
+                "held",
+                [
+                    event("SHUTDOWN", -0.5, data: #"{"guest": true, "reason": "guest-shutdown"}"#), event("STOP", -0.4),
+                    event("RESET", 0.5, data: #"{"guest": false, "reason": "host-qmp-system-reset"}"#),
+                    event("RESUME", 1),
+                ]
+            ),
+            vm("paused", [event("STOP", -0.5), event("RESUME", 0.5)]),
+        ])
+    }
+
+    @Test(arguments: [true, false])
+    func quirksStraddlingTheCutCountOnce(open: Bool) async throws {
+        let fleet = try await Self.fleet(open: open)
+        defer { fleet.remove() }
+        let query = ReportQuery(byMachine: true, now: Self.now)
+        var scanned: [ReportKind: String] = [:]
+        for kind in ReportKind.allCases { scanned[kind] = ReportFormat.json.render(try await fleet.run(kind, query)) }
+
+        let rollup = try await RollupBuilder.rebuild(fleet.database, now: Self.now)
+
+        #expect(rollup.cut == Self.cut * 1_000_000)
+        for kind in ReportKind.allCases {
+            let fromRollup = ReportFormat.json.render(try await fleet.run(kind, query))
+            #expect(fromRollup == scanned[kind], "\(kind), sessions open: \(open)")
+        }
+        // And the scan itself corrects each quirk once.
+        let shutdowns = try await fleet.run(.shutdowns, query)
+        #expect(shutdowns.value("host_requested_acpi") == .integer(1))
+        #expect(shutdowns.value("duplicates_ignored") == .integer(1))
+        let panics = try await fleet.run(.panics, query)
+        #expect(panics.value("panics") == .integer(1))
+        let resets = try await fleet.run(.resets, query)
+        #expect(resets.value("watchdog") == .integer(1))
+    }
+}

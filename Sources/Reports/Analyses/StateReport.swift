@@ -170,7 +170,7 @@ enum StateReport {
 
     /// Facts for the rollup over `data` (whose window ends at the cut): per VM `["state", name]` →
     /// microseconds and `["covered"]` → observed microseconds; carried, per session still open at
-    /// the cut, `["carry", "state", id]` → the index in ``State/allCases`` of its state there.
+    /// the cut, `["carry", "state", id, state]` → 1 (a tally drops zeros: the state is in the key).
     static func rollupFacts(_ data: ReportData) async throws -> FactTally {
         let sessions = try await data.sessions()
         let cut = data.query.end
@@ -186,8 +186,8 @@ enum StateReport {
             if accumulator.covered > 0 { facts.add(machineId, ["covered"], accumulator.covered) }
         }
         for session in sessions where (session.endedAt ?? .max) > cut {
-            if let state = walk.finalStates[session.id], let index = State.allCases.firstIndex(of: state) {
-                facts.add(session.machineId, [FactTally.carry, "state", String(session.id)], Int64(index))
+            if let state = walk.finalStates[session.id] {
+                facts.add(session.machineId, [FactTally.carry, "state", String(session.id), state.rawValue])
             }
         }
         return facts
@@ -196,9 +196,9 @@ enum StateReport {
     /// The states a rollup saved for the sessions open at its cut.
     static func savedStates(_ rollup: Rollup) -> [Int64: State] {
         var saved: [Int64: State] = [:]
-        for carried in rollup.carried("state") {
-            if let id = carried.key.first.flatMap({ Int64($0) }), State.allCases.indices.contains(Int(carried.value)) {
-                saved[id] = State.allCases[Int(carried.value)]
+        for carried in rollup.carried("state") where carried.key.count == 2 {
+            if let id = carried.key.first.flatMap({ Int64($0) }), let state = carried.key.last.flatMap(State.init) {
+                saved[id] = state
             }
         }
         return saved
