@@ -7,5 +7,10 @@ int qmplog_sqlite_configure(void) {
     if (code != SQLITE_OK) {
         return code;
     }
-    return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    code = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    if (code != SQLITE_OK) {
+        return code;
+    }
+    /* file: names, for readers that open a database on read-only media as immutable. */
+    return sqlite3_config(SQLITE_CONFIG_URI, 1);
 }

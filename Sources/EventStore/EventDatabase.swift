@@ -1,4 +1,5 @@
 import CSQLiteTuning
+import Foundation
 public import GRDB
 
 #if canImport(Glibc)
@@ -79,6 +80,11 @@ public struct EventDatabase: Sendable {
 
     /// Opens an existing database file for reports, read-only.
     ///
+    /// A reader of a WAL database needs its -shm file, which SQLite creates when missing. Where it
+    /// cannot (a read-only mount, a directory the reader cannot write), the file is opened as
+    /// immutable instead: every committed event is in the main file then, unless a crashed
+    /// recorder left a -wal behind, which an immutable reader does not see.
+    ///
     /// - Throws: ``EventStoreError`` `.notFound` when there is no file at `path`.
     public static func openForReading(path: String) throws -> EventDatabase {
         guard access(path, F_OK) == 0 else {
@@ -86,16 +92,33 @@ public struct EventDatabase: Sendable {
         }
         do {
             let pool = try DatabasePool(path: path, configuration: configuration(readOnly: true))
-            let reader = try EventDatabase(readOnlyPool: pool, path: path)
-            return reader
+            return try EventDatabase(reader: pool, path: path)
         } catch let error as EventStoreError {
             throw error
+        } catch let error as DatabaseError
+            where [.SQLITE_CANTOPEN, .SQLITE_READONLY].contains(error.resultCode) && access(path, R_OK) == 0
+        {
+            do {
+                let queue = try DatabaseQueue(path: immutableURI(path), configuration: configuration(readOnly: true))
+                return try EventDatabase(reader: queue, path: path)
+            } catch let error as EventStoreError {
+                throw error
+            } catch {
+                throw classify(error, path: path, opening: true, readOnly: true)
+            }
         } catch {
-            throw classify(error, path: path, opening: true)
+            throw classify(error, path: path, opening: true, readOnly: true)
         }
     }
 
-    private init(readOnlyPool pool: DatabasePool, path: String) throws {
+    /// `file:PATH?immutable=1`, with the characters a URI gives meaning to escaped.
+    static func immutableURI(_ path: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "?#%")
+        return "file:" + (path.addingPercentEncoding(withAllowedCharacters: allowed) ?? path) + "?immutable=1"
+    }
+
+    private init(reader pool: any DatabaseWriter, path: String) throws {
         self.writer = pool
         self.path = path
         let applied = try pool.read { try Self.migrator.appliedIdentifiers($0) }
@@ -146,11 +169,15 @@ public struct EventDatabase: Sendable {
         close(descriptor)
     }
 
-    static func classify(_ error: any Error, path: String, opening: Bool) -> EventStoreError {
+    static func classify(_ error: any Error, path: String, opening: Bool, readOnly: Bool = false) -> EventStoreError {
         if let error = error as? EventStoreError { return error }
         if let databaseError = error as? DatabaseError {
             switch databaseError.resultCode {
             case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_CANTOPEN:
+                // A reader never writes: its failure to open is no "not writable".
+                if readOnly {
+                    return EventStoreError(code: .cannotOpen, message: "cannot read database \(path)", cause: error)
+                }
                 return EventStoreError(code: .notWritable, message: "database \(path) is not writable", cause: error)
             case .SQLITE_NOTADB, .SQLITE_CORRUPT:
                 return EventStoreError(code: .cannotOpen, message: "\(path) is not a SQLite database", cause: error)

@@ -97,3 +97,38 @@ struct CarelessOperatorTests {
         }
     }
 }
+
+extension CarelessOperatorTests {
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func readersReadADatabaseOnAReadOnlyMount() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // Given a recorded database on a file system then remounted read-only (a backup, a snapshot)
+        let mountPoint = directory.file("ro")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
+        func run(_ tool: String, _ arguments: [String]) async throws -> Int32 {
+            try await ChildProcess(tool, arguments: arguments, outputPath: directory.file("mount.log")).waitForExit()
+        }
+        try #require(try await run("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint]) == 0)
+        defer {
+            _ = try? ChildProcess("/bin/umount", arguments: [mountPoint], outputPath: directory.file("umount.log"))
+        }
+        let recorded = try await recordedDatabase(in: directory)
+        let database = mountPoint + "/events.sqlite"
+        try FileManager.default.copyItem(atPath: recorded, toPath: database)
+        try #require(try await run("/bin/mount", ["-o", "remount,ro", mountPoint]) == 0)
+
+        // When people read it, Then every reader answers from it
+        for command in [["report", "summary"], ["vms"], ["export"]] {
+            let (code, output) = try await QmplogBinaryTests.run(command + ["--db", database], in: directory)
+            #expect(code == 0, "\(command): \(output)")
+            #expect(!output.contains("not writable"), "\(output)")
+        }
+        let (_, csv) = try await QmplogBinaryTests.run(["export", "--db", database], in: directory)
+        #expect(csv.contains(",STOP,"), "\(csv)")
+        // And a writer says what it cannot do
+        let (code, output) = try await QmplogBinaryTests.run(["rollup", "--db", database], in: directory)
+        #expect(code != 0)
+        #expect(output.contains("is not writable") || output.contains("Read-only"), "\(output)")
+    }
+}

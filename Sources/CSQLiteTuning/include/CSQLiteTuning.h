@@ -8,6 +8,8 @@
 /// - Multi-thread mode (`SQLITE_CONFIG_MULTITHREAD`): no mutex around each call on a connection.
 ///   GRDB already serializes every use of a connection on its own queue.
 /// - Memory statistics off (`SQLITE_CONFIG_MEMSTATUS`): no global mutex around each allocation.
+/// - URI file names on (`SQLITE_CONFIG_URI`): readers open a database on read-only media as
+///   `file:…?immutable=1`.
 int qmplog_sqlite_configure(void);
 
 #endif
