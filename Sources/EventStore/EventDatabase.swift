@@ -163,10 +163,61 @@ public struct EventDatabase: Sendable {
 
     /// Creates `path` with mode 0600 unless it exists, so SQLite (which gives the -wal and -shm
     /// files the main file's mode) never creates a world-readable database.
+    ///
+    /// A symbolic link is followed only to a database that exists: through a dangling link the
+    /// file would be created wherever it points, and an empty file it points to would silently
+    /// become a database.
     static func createPrivateFile(path: String) throws {
+        var link = stat()
+        if lstat(path, &link) == 0, (link.st_mode & S_IFMT) == S_IFLNK {
+            var target = stat()
+            guard stat(path, &target) == 0 else {
+                throw EventStoreError(
+                    code: .cannotOpen,
+                    message: "\(path) is a symbolic link to a missing file: refusing to create the database through it"
+                )
+            }
+            guard target.st_size > 0 else {
+                throw EventStoreError(
+                    code: .cannotOpen,
+                    message: "\(path) is a symbolic link to an empty file: refusing to make it a database"
+                )
+            }
+        }
         let descriptor = open(path, O_RDWR | O_CREAT, 0o600)
         guard descriptor >= 0 else { throw EventStoreError.fromErrno("cannot open database \(path)") }
         close(descriptor)
+    }
+
+    /// Makes an existing database private and says what else is exposed, before a writer opens it.
+    ///
+    /// The database, its -wal and -shm files, when owned by this user and readable or writable by
+    /// others, are set to 0600 (events may carry guest data; a writable file lets anyone forge
+    /// history). A directory others may write to is only reported: they could replace the files.
+    ///
+    /// - Returns: one sentence per change made or risk found, for the caller to log.
+    public static func tightenPermissions(path: String) -> [String] {
+        var notes: [String] = []
+        for file in [path, path + "-wal", path + "-shm"] {
+            var info = stat()
+            guard stat(file, &info) == 0, info.st_mode & 0o077 != 0 else { continue }
+            let mode = String(info.st_mode & 0o777, radix: 8)
+            if info.st_uid == geteuid(), chmod(file, 0o600) == 0 {
+                notes.append("\(file) had mode \(mode); set to 600")
+            } else {
+                notes.append("\(file) has mode \(mode) and belongs to another user: others may read or change it")
+            }
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        var info = stat()
+        if stat(directory.isEmpty ? "." : directory, &info) == 0, info.st_mode & 0o022 != 0 {
+            let mode = String(info.st_mode & 0o777, radix: 8)
+            notes.append(
+                "directory \(directory.isEmpty ? "." : directory) (mode \(mode)) is writable by other users: "
+                    + "they could replace the database; keep it in a directory only its owner can write"
+            )
+        }
+        return notes
     }
 
     static func classify(_ error: any Error, path: String, opening: Bool, readOnly: Bool = false) -> EventStoreError {

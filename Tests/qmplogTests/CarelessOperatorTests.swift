@@ -132,3 +132,60 @@ extension CarelessOperatorTests {
         #expect(output.contains("is not writable") || output.contains("Read-only"), "\(output)")
     }
 }
+
+extension CarelessOperatorTests {
+    @Test func theDatabasePathIsNotTrustedBlindly() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await FakeQMPServer.start(
+            at: directory.file("vm.qmp"),
+            behavior: .qemu(name: "vm", events: [FakeQMPBehavior.event("STOP")], close: false)
+        )
+        defer { Task { await server.stop() } }
+
+        // A dangling symlink: nothing is created where it points
+        let dangling = directory.file("dangling.sqlite")
+        symlink(directory.file("elsewhere.sqlite"), dangling)
+        let (code, output) = try await QmplogBinaryTests.run(
+            ["record", "--once", "--db", dangling, server.path],
+            in: directory
+        )
+        #expect(code != 0)
+        #expect(output.contains("is a symbolic link to a missing file"), "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: directory.file("elsewhere.sqlite")))
+
+        // A symlink to an empty file: it does not become a database
+        let empty = directory.file("notes.txt")
+        _ = FileManager.default.createFile(atPath: empty, contents: Data())
+        let toEmpty = directory.file("to-empty.sqlite")
+        symlink(empty, toEmpty)
+        let (emptyCode, emptyOutput) = try await QmplogBinaryTests.run(
+            ["record", "--once", "--db", toEmpty, server.path],
+            in: directory
+        )
+        #expect(emptyCode != 0)
+        #expect(emptyOutput.contains("is a symbolic link to an empty file"), "\(emptyOutput)")
+        #expect(try FileManager.default.attributesOfItem(atPath: empty)[.size] as? Int == 0)
+
+        // An existing world-readable database in a world-writable directory: made private, and said
+        let shared = directory.file("shared")
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false)
+        chmod(shared, 0o777)
+        let database = shared + "/events.sqlite"
+        _ = try EventDatabase.openForWriting(path: database)
+        chmod(database, 0o644)
+        let recorder = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: ["record", "--db", database, server.path],
+            outputPath: directory.file("record.log")
+        )
+        defer { recorder.kill9() }
+        try await QmplogBinaryTests.waitForSession(database: database)
+        recorder.send(signal: SIGTERM)
+        _ = try await recorder.waitForExit()
+        let log = (try? String(contentsOfFile: directory.file("record.log"), encoding: .utf8)) ?? ""
+        #expect(try FileManager.default.attributesOfItem(atPath: database)[.posixPermissions] as? Int == 0o600)
+        #expect(log.contains("had mode 644; set to 600"), "\(log)")
+        #expect(log.contains("is writable by other users"), "\(log)")
+    }
+}

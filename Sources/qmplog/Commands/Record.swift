@@ -133,6 +133,12 @@ extension QMPLogCommand {
             let logger = logging.bootstrap(label: "qmplog.record")
             EventLoops.useOneThread()
             let path = try store.prepareForWriting()
+            for note in EventDatabase.tightenPermissions(path: path) {
+                logger.warning(
+                    "Database file permissions",
+                    metadata: ["store.path": "\(path)", "store.note": "\(note)"]
+                )
+            }
             let database = try EventDatabase.openForWriting(path: path)
             // Alone, every session still open was left by a recorder that is gone: end it, so that
             // reports do not take its VM as attached in its last state ever since.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EventStore
+import Foundation
 import Reports
 
 extension QMPLogCommand {
@@ -23,6 +24,9 @@ extension QMPLogCommand {
         func run() async throws {
             // The rollup is built from a database that exists: a mistyped --db must not create one.
             _ = try store.openForReading()
+            for note in EventDatabase.tightenPermissions(path: store.resolvedPath()) {
+                FileHandle.standardError.write(Data("warning: \(note)\n".utf8))
+            }
             let database = try EventDatabase.openForWriting(path: store.resolvedPath())
             let started = FilterOptions.now()
             let rollup = try await RollupBuilder.rebuild(database, now: started)
