@@ -181,6 +181,15 @@ struct ReportData {
         }
     }
 
+    /// How many of the selected VMs' events have an effective time at or after `time` (through the
+    /// time index).
+    func countEventsStamped(from time: Int64) async throws -> Int64 {
+        var sql = "SELECT COUNT(*) FROM event WHERE COALESCE(time, received) >= ?"
+        var arguments: StatementArguments = [time]
+        appendMachineFilter(to: &sql, arguments: &arguments, machineColumn: "machineId")
+        return try await rows(sql: sql, arguments: arguments) { $0[0] as Int64 }.first ?? 0
+    }
+
     /// Runs `sql` on a reader and maps each row, inside the read.
     func rows<T: Sendable>(
         sql: String,

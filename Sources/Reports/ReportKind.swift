@@ -20,13 +20,26 @@ public enum ReportKind: String, Sendable, CaseIterable {
     /// - Throws: ``ReportsError`` for a query that cannot be answered; the store's errors.
     public func run(on database: EventDatabase, query: ReportQuery) async throws -> ReportResult {
         let data = try await ReportData(database: database, query: query)
+        var result: ReportResult
         switch self {
-        case .summary: return try await SummaryReport.run(data)
-        case .shutdowns: return try await ShutdownReport.run(data)
-        case .panics: return try await PanicReport.run(data)
-        case .resets: return try await ResetReport.run(data)
-        case .watchdog: return try await WatchdogReport.run(data)
-        case .states: return try await StateReport.run(data)
+        case .summary: result = try await SummaryReport.run(data)
+        case .shutdowns: result = try await ShutdownReport.run(data)
+        case .panics: result = try await PanicReport.run(data)
+        case .resets: result = try await ResetReport.run(data)
+        case .watchdog: result = try await WatchdogReport.run(data)
+        case .states: result = try await StateReport.run(data)
         }
+        // `until` shows when the report ran; without --until, later-stamped events still count.
+        if query.until == nil {
+            let later = try await data.countEventsStamped(from: query.now)
+            if later > 0 {
+                result.caveats.append(
+                    "No --until was given, so events stamped after this report ran "
+                        + "(\(Timestamp.rfc3339(microseconds: query.now))) are counted: \(later) of them. A host "
+                        + "clock running ahead stamps events so; give --until to leave them out."
+                )
+            }
+        }
+        return result
     }
 }

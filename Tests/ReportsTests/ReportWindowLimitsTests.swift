@@ -85,3 +85,31 @@ struct ReportWindowLimitsTests {
         #expect(Timestamp.parseRFC3339(text) == nil)
     }
 }
+
+extension ReportWindowLimitsTests {
+    @Test func eventsStampedAfterTheReportRanAreCountedAndSaidSoWithoutUntil() async throws {
+        // Given an event stamped an hour after "now" (a host clock ahead), beside an ordinary one
+        let now = FixtureDatabase.now
+        let fleet = try await FixtureDatabase([
+            (
+                name: "ahead",
+                sessions: [
+                    FixtureDatabase.SessionSpec(lines: [
+                        FixtureDatabase.event("STOP", at: now / 1_000_000 - 60),
+                        FixtureDatabase.event("RESUME", at: now / 1_000_000 + 3600),
+                    ])
+                ]
+            )
+        ])
+        defer { fleet.remove() }
+
+        // When a report runs without --until, Then it counts the event and says so
+        let open = try await fleet.run(.summary, ReportQuery(now: now))
+        #expect(open.value("events") == .integer(2))
+        #expect(open.caveats.contains { $0.contains("are counted: 1 of them") }, "\(open.caveats)")
+        // With --until the event is outside the window and nothing needs saying
+        let bounded = try await fleet.run(.summary, ReportQuery(until: now, now: now))
+        #expect(bounded.value("events") == .integer(1))
+        #expect(!bounded.caveats.contains { $0.contains("No --until") })
+    }
+}
