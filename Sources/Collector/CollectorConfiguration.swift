@@ -6,6 +6,8 @@ public struct CollectorConfiguration: Sendable {
     public var targets: [QMPEndpoint]
     /// Unix socket paths to listen on for QEMU to connect out to.
     public var listenPaths: [String]
+    /// Who may connect to them (see ``QMPListenerAccess``).
+    public var listenAccess: QMPListenerAccess
     /// Directories whose matching sockets are recorded as they appear.
     public var watchDirectories: [WatchedDirectory]
     /// How often watched directories are scanned.
@@ -29,6 +31,7 @@ public struct CollectorConfiguration: Sendable {
     public init(
         targets: [QMPEndpoint],
         listenPaths: [String] = [],
+        listenAccess: QMPListenerAccess = QMPListenerAccess(),
         watchDirectories: [WatchedDirectory] = [],
         watchInterval: Duration = .seconds(1),
         once: Bool = false,
@@ -41,6 +44,7 @@ public struct CollectorConfiguration: Sendable {
     ) {
         self.targets = targets
         self.listenPaths = listenPaths
+        self.listenAccess = listenAccess
         self.watchDirectories = watchDirectories
         self.watchInterval = watchInterval
         self.once = once

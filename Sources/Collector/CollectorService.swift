@@ -118,7 +118,9 @@ public struct CollectorService: Service, CustomStringConvertible {
         try await QMPListener.listen(
             at: path,
             configuration: configuration.client,
+            access: configuration.listenAccess,
             onListening: { logger.info("Listening", metadata: ["qmp.listen": "\(path)"]) },
+            onRefused: { logger.warning("Connection refused", metadata: ["qmp.listen": "\(path)", "error": "\($0)"]) },
             admit: { try await sessions.attaches.acquire() }
         ) { result, permit in
             defer { permit.release() }

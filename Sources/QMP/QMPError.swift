@@ -8,6 +8,7 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case malformedMessage, messageTooLarge, notQMP, greetingTimeout, busy, connectionClosed
             case connectFailed, commandNotAllowed, commandFailed, unexpectedReply, invalidEndpoint, invalidArguments
+            case peerRefused
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -36,6 +37,9 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
         public static let invalidEndpoint = Code(.invalidEndpoint)
         /// A command's arguments are not a JSON object.
         public static let invalidArguments = Code(.invalidArguments)
+        /// A listener closed a connection without a handshake: its user is not allowed, or it
+        /// waited too long for an attach place.
+        public static let peerRefused = Code(.peerRefused)
 
         public var description: String {
             switch value {
@@ -51,6 +55,7 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
             case .unexpectedReply: "unexpected reply"
             case .invalidEndpoint: "invalid endpoint"
             case .invalidArguments: "invalid arguments"
+            case .peerRefused: "peer refused"
             }
         }
     }

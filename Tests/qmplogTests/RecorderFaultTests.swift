@@ -60,7 +60,10 @@ struct RecorderFaultTests {
         let start = clock.now
         func brokenPeersEnded() async -> Bool {
             let ended = try? await EventDatabase.openForReading(path: database).writer.read { db in
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE endReason LIKE 'error:%'")
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(DISTINCT machineId) FROM session WHERE endReason LIKE 'error:%'"
+                )
             }
             return (ended ?? 0) >= 2
         }
@@ -204,10 +207,14 @@ struct RecorderFaultTests {
         defer { Task { await server.stop() } }
         let database = directory.file("events.sqlite")
 
-        // When qmplog records it once
+        // When qmplog records it once (niced: a minute of two busy cores would starve the tests
+        // running beside this one)
         let qmplog = try ChildProcess(
-            QmplogBinaryTests.binary,
-            arguments: ["record", "--once", "--db", database, "--log-level", "warning", server.path],
+            "/usr/bin/nice",
+            arguments: [
+                "-n", "19", QmplogBinaryTests.binary, "record", "--once", "--db", database, "--log-level", "warning",
+                server.path,
+            ],
             outputPath: directory.file("log")
         )
         defer { qmplog.kill9() }
@@ -315,9 +322,11 @@ struct RecorderFaultTests {
     /// Polls `database` until it holds an event (at most 30 s).
     private func waitForFirstEvent(in database: String) async throws {
         for _ in 0..<600 {
-            if FileManager.default.fileExists(atPath: database) {
-                let store = try EventDatabase.openForReading(path: database)
-                let count = try await store.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM event") }
+            // (The recorder may not have created the schema yet.)
+            if FileManager.default.fileExists(atPath: database),
+                let store = try? EventDatabase.openForReading(path: database)
+            {
+                let count = try? await store.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM event") }
                 if (count ?? 0) > 0 { return }
             }
             try await Task.sleep(for: .milliseconds(50))

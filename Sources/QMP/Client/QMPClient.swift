@@ -322,34 +322,50 @@ public final class QMPConnection {
         let timer = NIOLoopBoundBox.makeEmptyBox(valueType: Scheduled<Void>.self, eventLoop: eventLoop)
         @Sendable func arm(_ deadline: NIODeadline) {
             timer.value = eventLoop.scheduleTask(deadline: deadline) {
-                guard !flag.isFinished else { return }
+                guard !flag.isSettled else { return }
                 let extended = batcher.value.lastProgress + timeout
                 if extendedByProgress, extended > .now() { return arm(extended) }
-                flag.expire()
-                channel.close(promise: nil)
+                if flag.expire() { channel.close(promise: nil) }
             }
         }
         eventLoop.execute { arm(.now() + timeout) }
-        defer {
-            flag.finish()
-            eventLoop.execute { timer.value?.cancel() }
-        }
+        defer { eventLoop.execute { timer.value?.cancel() } }
         do {
-            return try await body()
+            let result = try await body()
+            // The timer may have closed the channel as the body finished: then the wait failed.
+            guard flag.finish() else { throw expiry }
+            return result
         } catch {
-            if flag.isExpired { throw expiry }
+            if !flag.finish() { throw expiry }
             throw error
         }
     }
 }
 
-/// Shared by a deadline's timer on the event loop and the waiting task: whether the deadline passed,
-/// and whether the wait is over (a timer that fires after it must do nothing).
+/// Settles a deadline once: either the wait finished, or the timer expired it (and closes the
+/// channel). Whichever comes second learns it lost.
 private final class ExpiryFlag: Sendable {
-    private let expired = Atomic<Bool>(false)
-    private let finished = Atomic<Bool>(false)
-    func expire() { expired.store(true, ordering: .sequentiallyConsistent) }
-    var isExpired: Bool { expired.load(ordering: .sequentiallyConsistent) }
-    func finish() { finished.store(true, ordering: .sequentiallyConsistent) }
-    var isFinished: Bool { finished.load(ordering: .sequentiallyConsistent) }
+    private enum State: UInt8 { case waiting, finished, expired }
+    private let state = Atomic<UInt8>(State.waiting.rawValue)
+
+    /// - Returns: whether the deadline expired now (not after the wait finished).
+    func expire() -> Bool {
+        state.compareExchange(
+            expected: State.waiting.rawValue,
+            desired: State.expired.rawValue,
+            ordering: .sequentiallyConsistent
+        ).exchanged
+    }
+
+    /// - Returns: whether the wait finished before the deadline expired.
+    func finish() -> Bool {
+        state.compareExchange(
+            expected: State.waiting.rawValue,
+            desired: State.finished.rawValue,
+            ordering: .sequentiallyConsistent
+        ).exchanged
+            || state.load(ordering: .sequentiallyConsistent) == State.finished.rawValue
+    }
+
+    var isSettled: Bool { state.load(ordering: .sequentiallyConsistent) != State.waiting.rawValue }
 }

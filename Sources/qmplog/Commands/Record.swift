@@ -52,6 +52,24 @@ extension QMPLogCommand {
         var listenPaths: [String] = []
 
         @Option(
+            help: ArgumentHelp(
+                "Give --listen sockets this group and mode 0660, so that a QEMU running as another user in the group can connect.",
+                discussion:
+                    "libvirt runs QEMU as libvirt-qemu (group kvm or libvirt-qemu); name that user with --listen-allow-uid too.",
+                valueName: "group"
+            )
+        )
+        var listenGroup: String?
+
+        @Option(
+            help: ArgumentHelp(
+                "Accept --listen connections only from this user (name or uid) and qmplog's own; repeatable. Others are refused and logged with their pid and uid.",
+                valueName: "user"
+            )
+        )
+        var listenAllowUid: [String] = []
+
+        @Option(
             name: .customLong("watch"),
             help: ArgumentHelp(
                 "Record every socket matching --pattern in this directory, now or later; repeatable.",
@@ -94,7 +112,10 @@ extension QMPLogCommand {
             if once, !listenPaths.isEmpty || !watchDirectories.isEmpty {
                 throw ValidationError("--once applies to TARGETs only; --listen and --watch run until stopped.")
             }
-            guard retryMax >= 0.5 else { throw ValidationError("--retry-max must be at least 0.5 seconds.") }
+            if listenGroup != nil || !listenAllowUid.isEmpty, listenPaths.isEmpty {
+                throw ValidationError("--listen-group and --listen-allow-uid apply to --listen sockets; name one.")
+            }
+            _ = try listenAccess()
             for directory in watchDirectories {
                 var isDirectory: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory),
@@ -129,6 +150,32 @@ extension QMPLogCommand {
 
         static let maximumRollupEvery = 366 * 86_400
 
+        /// --listen-group and --listen-allow-uid, resolved to ids.
+        func listenAccess() throws -> QMPListenerAccess {
+            var access = QMPListenerAccess()
+            if let listenGroup {
+                if let gid = UInt32(listenGroup) {
+                    access.group = gid
+                } else if let entry = getgrnam(listenGroup) {
+                    access.group = entry.pointee.gr_gid
+                } else {
+                    throw ValidationError("--listen-group \(listenGroup): no such group.")
+                }
+            }
+            if !listenAllowUid.isEmpty {
+                access.allowedUIDs = Set(
+                    try listenAllowUid.map { user in
+                        if let uid = UInt32(user) { return uid }
+                        guard let entry = getpwnam(user) else {
+                            throw ValidationError("--listen-allow-uid \(user): no such user.")
+                        }
+                        return entry.pointee.pw_uid
+                    }
+                )
+            }
+            return access
+        }
+
         func run() async throws {
             let logger = logging.bootstrap(label: "qmplog.record")
             EventLoops.useOneThread()
@@ -160,6 +207,7 @@ extension QMPLogCommand {
             let configuration = CollectorConfiguration(
                 targets: endpoints,
                 listenPaths: listenPaths,
+                listenAccess: try listenAccess(),
                 watchDirectories: watchDirectories.map { WatchedDirectory(path: $0, pattern: pattern) },
                 once: once,
                 client: QMPClientConfiguration(
