@@ -5,6 +5,7 @@
     python3 Benchmarks/bench.py reports [--events 10000000] [--runs 3]
     python3 Benchmarks/bench.py export  [--events 1000000] [--runs 3]
     python3 Benchmarks/bench.py many    [--vms 1000] [--seconds 30] [--skip-floor]
+    python3 Benchmarks/bench.py durability [--events 3000000] [--restarts 5]
 
 Needs a release build (`swift build -c release --static-swift-stdlib --product qmplog`), sqlite3, GNU time
 (/usr/bin/time) and, for the Python comparison, `pip install qemu.qmp`. Results print as a table
@@ -354,6 +355,109 @@ def many(args):
     save("many", args, results)
 
 
+class CommitWatcher:
+    """Polls a recording database as a report would, and notes when each event became visible.
+
+    An event's read-to-commit time is taken as (the first poll that sees it) − its `received`, both
+    on the wall clock: an upper bound, by at most one poll interval (about 2 ms)."""
+
+    def __init__(self, db):
+        import sqlite3
+        while not os.path.exists(db):
+            time.sleep(0.002)
+        self.connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        self.latencies = []  # milliseconds, one per event
+        try:  # only events committed from now on
+            self.last_id = self.connection.execute("SELECT COALESCE(MAX(id), 0) FROM event").fetchone()[0]
+        except sqlite3.OperationalError:  # a new database: no schema yet
+            self.last_id = 0
+
+    def poll(self):
+        """Records the events committed since the last poll; returns how many."""
+        import sqlite3
+        try:
+            rows = self.connection.execute("SELECT id, received FROM event WHERE id > ? ORDER BY id",
+                                           (self.last_id,)).fetchall()
+        except sqlite3.OperationalError:  # no schema yet, or a busy moment
+            return 0
+        now = time.time_ns() // 1000
+        if rows:
+            self.last_id = rows[-1][0]
+        self.latencies += [(now - received) / 1000 for (_, received) in rows]
+        return len(rows)
+
+
+def percentiles(values):
+    ordered = sorted(values)
+    if not ordered:
+        return {"events": 0}
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return {"events": len(ordered), "p50_ms": pick(0.5), "p99_ms": pick(0.99), "p999_ms": pick(0.999),
+            "max_ms": ordered[-1]}
+
+
+def durability(args):
+    """Read-to-commit time of every event: during a long flood (the WAL grows and is checkpointed),
+    and after restarts of a recorder killed with -9 in the middle of one (a large WAL left behind)."""
+    work = tempfile.mkdtemp(prefix="bench-durability-")
+    results = {}
+    sock, db = os.path.join(work, "flood.qmp"), os.path.join(work, "flood.sqlite")
+    server = start_flood([sock], args.events, "query-status")
+    try:
+        # 1. A long flood into a fresh database.
+        recorder = subprocess.Popen([QMPLOG, "record", "--once", "--log-level", "error", "--db", db, sock])
+        watcher = CommitWatcher(db)
+        while recorder.poll() is None:
+            watcher.poll()
+            time.sleep(0.002)
+        watcher.poll()
+        results["flood"] = percentiles(watcher.latencies)
+        results["flood"]["wal_mib_at_end"] = os.path.getsize(db + "-wal") / 2**20 if os.path.exists(db + "-wal") else 0
+        print(f"flood: {results['flood']}", flush=True)
+        # 2. Kill -9 in mid-flood, restart at once: time to the first commit, and read-to-commit after it.
+        first_commits, after_restart, wal_left = [], [], []
+        for restart in range(args.restarts):
+            recorder = subprocess.Popen([QMPLOG, "record", "--log-level", "error", "--db", db, sock])
+            watcher = CommitWatcher(db)
+            before = watcher.last_id
+            while watcher.last_id < before + args.kill_after and recorder.poll() is None:
+                watcher.poll()
+                time.sleep(0.002)
+            recorder.kill()
+            recorder.wait()
+            wal_left.append(os.path.getsize(db + "-wal") / 2**20 if os.path.exists(db + "-wal") else 0)
+            started = time.monotonic()
+            recorder = subprocess.Popen([QMPLOG, "record", "--log-level", "error", "--db", db, sock])
+            watcher = CommitWatcher(db)
+            baseline = watcher.last_id
+            while watcher.last_id <= baseline:
+                watcher.poll()
+                time.sleep(0.002)
+            first_commits.append((time.monotonic() - started) * 1000)
+            deadline = time.monotonic() + args.watch_seconds
+            while time.monotonic() < deadline:
+                watcher.poll()
+                time.sleep(0.002)
+            after_restart += watcher.latencies
+            recorder.kill()
+            recorder.wait()
+            print(f"restart {restart + 1}/{args.restarts}: WAL left {wal_left[-1]:.0f} MiB, "
+                  f"first commit {first_commits[-1]:.0f} ms after start", flush=True)
+        results["restart"] = percentiles(after_restart)
+        results["restart"].update({"first_commit_ms": first_commits, "wal_mib_left": wal_left})
+    finally:
+        server.kill()
+    shutil.rmtree(work)
+    print(f"\nRead-to-commit (ms): {args.events:,}-event flood; then {args.restarts} restarts after kill -9 "
+          f"{args.kill_after:,} events into a flood, each watched {args.watch_seconds} s")
+    for name in ("flood", "restart"):
+        row = results[name]
+        print(f"{name:8} p50 {row['p50_ms']:7.1f}  p99 {row['p99_ms']:7.1f}  p99.9 {row['p999_ms']:7.1f}  "
+              f"max {row['max_ms']:7.1f}  ({row['events']:,} events)")
+    print(f"first commit after restart (ms): {', '.join(f'{v:.0f}' for v in results['restart']['first_commit_ms'])}")
+    save("durability", args, results)
+
+
 def summarize(results, events):
     summary = {}
     for name, runs in results.items():
@@ -407,6 +511,12 @@ def main():
                    help="do not build and run Benchmarks/NIOFloor (SwiftNIO reading the sockets, nothing more)")
     p.add_argument("--qmplog", default=QMPLOG, help="the qmplog binary to measure (default: the release build)")
     p.set_defaults(run=many)
+    p = sub.add_parser("durability", help="read-to-commit time during a long flood and after kill -9 restarts")
+    p.add_argument("--events", type=int, default=3_000_000)
+    p.add_argument("--restarts", type=int, default=5)
+    p.add_argument("--kill-after", type=int, default=700_000, help="events committed before each kill -9")
+    p.add_argument("--watch-seconds", type=float, default=3, help="how long each restart is watched")
+    p.set_defaults(run=durability)
     args = parser.parse_args()
     if not os.access(QMPLOG, os.X_OK):
         sys.exit(f"build first: swift build -c release --static-swift-stdlib --product qmplog  ({QMPLOG} missing)")
