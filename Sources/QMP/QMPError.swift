@@ -8,7 +8,7 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case malformedMessage, messageTooLarge, notQMP, greetingTimeout, busy, connectionClosed
             case connectFailed, commandNotAllowed, commandFailed, unexpectedReply, invalidEndpoint, invalidArguments
-            case peerRefused
+            case peerRefused, replyTimeout
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -40,6 +40,8 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
         /// A listener closed a connection without a handshake: its user is not allowed, or it
         /// waited too long for an attach place.
         public static let peerRefused = Code(.peerRefused)
+        /// A command got no reply while nothing arrived for the reply timeout.
+        public static let replyTimeout = Code(.replyTimeout)
 
         public var description: String {
             switch value {
@@ -56,6 +58,7 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
             case .invalidEndpoint: "invalid endpoint"
             case .invalidArguments: "invalid arguments"
             case .peerRefused: "peer refused"
+            case .replyTimeout: "reply timeout"
             }
         }
     }

@@ -116,6 +116,27 @@ struct QMPClientTests {
         #expect(error.message.contains("another client"))
     }
 
+    @Test func aCommandQEMUNeverAnswersTimesOutAfterSilence() async throws {
+        // Given a monitor that negotiates, then answers nothing
+        let mute = FakeQMPBehavior(onConnect: [FakeQMPBehavior.greeting]) { command, id in
+            command == "qmp_capabilities" ? ([#"{"return": {}, "id": \#(id)}"#], false) : ([], false)
+        }
+        let (error, _): (QMPError?, [String]) = try await withServer(mute) { path in
+            do {
+                try await QMPClient.withConnection(
+                    to: .unixSocket(path: path),
+                    configuration: QMPClientConfiguration(replyTimeout: .milliseconds(300))
+                ) { connection in _ = try await connection.execute(.queryStatus) }
+                return nil
+            } catch let error as QMPError {
+                return error
+            }
+        }
+        // Then the query fails with a reply timeout naming the command
+        #expect(error?.code == .replyTimeout)
+        #expect(error?.message.contains("did not answer 'query-status'") == true, "\(String(describing: error))")
+    }
+
     @Test func reportsAPeerThatIsNotQMP() async throws {
         let http = FakeQMPBehavior(onConnect: ["HTTP/1.1 400 Bad Request\r\n\r\n"]) { _, _ in ([], false) }
         #expect(try await connectionError(http).code == .notQMP)

@@ -216,7 +216,7 @@ public final class QMPConnection {
     public func execute(_ command: QMPCommand) async throws -> JSONValue {
         let id = try stateMachine.send(command)
         let timeout = QMPError(
-            code: .unexpectedReply,
+            code: .replyTimeout,
             message: "\(endpoint) did not answer '\(command.name)': it sent nothing for \(configuration.replyTimeout)"
         )
         return try await withDeadline(configuration.replyTimeout, expiry: timeout, extendedByProgress: true) {
