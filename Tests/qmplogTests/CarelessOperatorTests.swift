@@ -189,3 +189,22 @@ extension CarelessOperatorTests {
         #expect(log.contains("is writable by other users"), "\(log)")
     }
 }
+
+extension CarelessOperatorTests {
+    @Test(.enabled(if: getuid() == 0, "making a device node needs root"))
+    func exportToADeviceWritesToItAndNeverReplacesIt() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = try await recordedDatabase(in: directory)
+        // Given a device node as the output (like /dev/null or /dev/stdout), here a copy of /dev/null
+        let device = directory.file("null")
+        #expect(mknod(device, S_IFCHR | 0o666, (1 << 8) | 3) == 0)
+
+        let (code, output) = try await QmplogBinaryTests.run(["export", "--db", database, "-o", device], in: directory)
+
+        // Then the export is written through it and it is still the device
+        #expect(code == 0, "\(output)")
+        var info = stat()
+        #expect(stat(device, &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR)
+    }
+}

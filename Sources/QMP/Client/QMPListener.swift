@@ -54,7 +54,8 @@ public enum QMPListener {
                         let channel = child.messages.channel
                         let credentials = await peerCredentials(channel)
                         let peer = credentials.map { "pid \($0.pid) uid \($0.uid)" }
-                        if let credentials, !access.admits(uid: credentials.uid) {
+                        // With an allow-list, a peer whose user cannot be told is refused too.
+                        if access.allowedUIDs != nil, !(credentials.map { access.admits(uid: $0.uid) } ?? false) {
                             try? await channel.close()
                             onRefused(
                                 QMPError(

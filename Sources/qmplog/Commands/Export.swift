@@ -45,31 +45,21 @@ extension QMPLogCommand {
 
         func run() async throws {
             let database = try store.openForReading()
-            guard let output else {
-                _ = try await EventExporter.export(
-                    from: database,
-                    query: filter.query(),
-                    events: events,
-                    format: format,
-                    to: STDOUT_FILENO
-                )
-                return
-            }
-            try refuseDatabaseFiles(output, database: store.resolvedPath())
+            if let output { try refuseDatabaseFiles(output, database: store.resolvedPath()) }
             // A new 0600 file renamed over the output once complete: an existing file gets the
             // promised mode, and a failed export leaves the old one as it was.
-            let file = try PrivateOutputFile(replacing: output)
+            let file = try output.map { try PrivateOutputFile(replacing: $0) }
             do {
                 _ = try await EventExporter.export(
                     from: database,
                     query: filter.query(),
                     events: events,
                     format: format,
-                    to: file.descriptor
+                    to: file?.descriptor ?? STDOUT_FILENO
                 )
-                try file.commit()
+                try file?.commit()
             } catch {
-                file.discard()
+                file?.discard()
                 throw error
             }
         }
