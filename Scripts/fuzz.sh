@@ -31,5 +31,11 @@ for crasher in Fuzz/crashers/*; do
     [ -e "$crasher" ] || continue
     "$out/qmp-peer-fuzzer" "$crasher"
 done
-"$out/qmp-peer-fuzzer" -max_total_time="$seconds" -rss_limit_mb=1024 -malloc_limit_mb=256 -max_len=65536 \
-    -artifact_prefix="$out/" -print_final_stats=1 "$@" "$out/corpus" "$out/seeds"
+# libFuzzer reports every new input on standard error: keep that in a log, and show its end.
+if ! "$out/qmp-peer-fuzzer" -max_total_time="$seconds" -rss_limit_mb=1024 -malloc_limit_mb=256 -max_len=65536 \
+    -artifact_prefix="$out/" -print_final_stats=1 "$@" "$out/corpus" "$out/seeds" 2> "$out/fuzz.log"; then
+    tail -n 60 "$out/fuzz.log"
+    echo "fuzz: a crash; its input is in $out/ (see above)" >&2
+    exit 1
+fi
+grep -E '^(Done|stat::)' "$out/fuzz.log"
