@@ -56,14 +56,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // Reports: SQL aggregates over EventStore; never opens a socket.
+        // Reports: computes from EventStore's reads; writes no SQL, never opens a socket.
         .target(
             name: "Reports",
-            dependencies: [
-                "EventStore",
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
-            ]
+            dependencies: ["EventStore"]
         ),
         .executableTarget(
             name: "qmplog",

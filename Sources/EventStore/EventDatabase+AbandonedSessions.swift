@@ -27,7 +27,7 @@ extension EventDatabase {
                 let lastArrival = try db.cachedStatement(
                     sql: """
                         SELECT received FROM event WHERE machineId = ? AND sessionId = ?
-                        ORDER BY COALESCE(time, received) DESC LIMIT 1
+                        ORDER BY \(EventSQL.effectiveTime) DESC LIMIT 1
                         """
                 )
                 var endings: [SessionEnd] = []

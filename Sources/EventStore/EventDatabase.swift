@@ -19,8 +19,9 @@ public import GRDB
 /// let session = try await database.beginSession(…)
 /// ```
 public struct EventDatabase: Sendable {
-    /// The underlying GRDB writer (a `DatabasePool` on a file, a `DatabaseQueue` in memory).
-    public let writer: any DatabaseWriter
+    /// The underlying GRDB writer (a `DatabasePool` on a file, a `DatabaseQueue` in memory). Only
+    /// EventStore runs statements on it (and tests in this package look through it).
+    package let writer: any DatabaseWriter
     /// The file path, or `nil` in memory.
     public let path: String?
     /// Checkpoints the WAL beside the writer (a recording database only).

@@ -85,7 +85,7 @@ extension EventDatabase {
             // Late events: ids after the build (a rowid range, so only the newer events are read).
             let late = try Bool.fetchOne(
                 db,
-                sql: "SELECT EXISTS (SELECT 1 FROM event WHERE id > ? AND COALESCE(time, received) < ?)",
+                sql: "SELECT EXISTS (SELECT 1 FROM event WHERE id > ? AND \(EventSQL.effectiveTime) < ?)",
                 arguments: [rollup.lastEventId, rollup.cut]
             )
             guard late == false else { return nil }

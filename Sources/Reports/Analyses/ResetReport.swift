@@ -1,3 +1,5 @@
+import EventStore
+
 /// RESET events: guest versus host by reason, watchdog attribution, and distinct resets.
 ///
 /// - A RESET within 5 s after a WATCHDOG on the same VM is attributed to the **watchdog**.

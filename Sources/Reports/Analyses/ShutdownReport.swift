@@ -1,3 +1,5 @@
+import EventStore
+
 /// SHUTDOWN events split by who initiated them, corrected for QEMU's quirks.
 ///
 /// - A host `system_powerdown` reaches the VM as POWERDOWN, and the guest OS then shuts down with

@@ -232,7 +232,7 @@ struct SessionWalk {
     }
 
     /// Moves the event's session through one STOP/RESUME/… event (sessions outside the window are ignored).
-    mutating func apply(_ event: EventRow) {
+    mutating func apply(_ event: EventFacts) {
         guard var session = walking[event.sessionId] else { return }
         let at = min(max(event.time, session.time), session.end)
         perMachine[session.machineId]?.add(session.state, from: session.time, to: at)

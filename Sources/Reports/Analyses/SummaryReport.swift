@@ -1,6 +1,4 @@
 import EventStore
-import GRDB
-import GRDBSQLite
 
 /// The overview: VMs, events by name, sessions, and how much of the window was observed.
 enum SummaryReport {
@@ -103,99 +101,30 @@ enum SummaryReport {
 
 extension ReportData {
     /// Adds the events from `since` on (`nil`: from the first) to `facts`, per VM and name
-    /// (`[name]` → count). From a time, a range of the (machine, time) index per VM; from the first
-    /// event, one pass in rowid order (measured 2.1 s against 7.5 s over 2 M events).
+    /// (`[name]` → count).
     func countEventsPerMachineAndName(since: Int64?, into facts: inout FactTally) async throws {
-        var sql: String
-        var arguments = StatementArguments()
-        if let since {
-            sql = """
-                SELECT machineId, name, COUNT(*) FROM event
-                WHERE machineId IN (SELECT id FROM machine) AND COALESCE(time, received) >= ?
-                """
-            arguments += [since]
-        } else {
-            sql = "SELECT machineId, name, COUNT(*) FROM event NOT INDEXED WHERE 1"
-        }
-        appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)")
-        sql += " GROUP BY machineId, name"
-        for row in try await rows(sql: sql, arguments: arguments, { ($0[0] as Int64, $0[1] as String, $0[2] as Int64) })
-        {
-            facts.add(row.0, [row.1], row.2)
+        for row in try await database.countEventsPerMachineAndName(since: since, in: selection()) {
+            facts.add(row.machineId, [row.name], row.count)
         }
     }
 
-    /// Each selected VM's first and last event time over the whole history: two seeks in the
-    /// (machine, time) index per VM.
+    /// Each selected VM's first and last event time over the whole history.
     func eventBounds() async throws -> [Int64: (first: Int64, last: Int64)] {
-        var sql = """
-            SELECT id,
-                   (SELECT MIN(COALESCE(time, received)) FROM event WHERE machineId = machine.id),
-                   (SELECT MAX(COALESCE(time, received)) FROM event WHERE machineId = machine.id)
-            FROM machine WHERE 1
-            """
-        var arguments = StatementArguments()
-        appendMachineFilter(to: &sql, arguments: &arguments, machineColumn: "id")
-        let rows = try await rows(sql: sql, arguments: arguments) { ($0[0] as Int64, $0[1] as Int64?, $0[2] as Int64?) }
-        var bounds: [Int64: (first: Int64, last: Int64)] = [:]
-        for row in rows {
-            if let first = row.1, let last = row.2 { bounds[row.0] = (first, last) }
-        }
-        return bounds
+        try await database.eventBounds(machineIds: selectedIds)
     }
 
     /// Event counts grouped by event name, largest first.
-    ///
-    /// Counted here rather than with `GROUP BY`: SQLite groups by sorting every row, and no index is
-    /// in name order (schema v5), while the names come straight from the time index. QEMU has a
-    /// few dozen event names, so a list searched by their bytes beats hashing a `String` per row.
     func countEventsByName() async throws -> [(key: String, count: Int64)] {
-        var sql = "SELECT name FROM event WHERE 1"
-        var arguments = StatementArguments()
-        appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)")
-        let finalSQL = sql
-        let finalArguments = arguments
-        let counts = try await database.writer.read { db in
-            var counts: [(name: [UInt8], count: Int64)] = []
-            try db.forEachRawRow(sql: finalSQL, arguments: finalArguments) { handle in
-                let name = UnsafeBufferPointer(
-                    start: sqlite3_column_text(handle, 0),
-                    count: Int(sqlite3_column_bytes(handle, 0))
-                )
-                if let index = counts.firstIndex(where: { $0.name.elementsEqual(name) }) {
-                    counts[index].count += 1
-                } else {
-                    counts.append((Array(name), 1))
-                }
-            }
-            return counts
-        }
-        return counts.map { (key: String(decoding: $0.name, as: UTF8.self), count: $0.count) }
-            .sorted { $0.count != $1.count ? $0.count > $1.count : $0.key < $1.key }
+        try await database.countEventsByName(in: selection()).map { (key: $0.name, count: $0.count) }
     }
 
     /// Per machine: event count, first and last event time in the window.
     func eventSpans() async throws -> [Int64: (count: Int64, first: Int64, last: Int64)] {
-        var sql =
-            "SELECT machineId, COUNT(*), MIN(COALESCE(time, received)), MAX(COALESCE(time, received)) FROM event WHERE 1"
-        var arguments = StatementArguments()
-        appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)")
-        sql += " GROUP BY machineId"
-        let rows = try await rows(sql: sql, arguments: arguments) { row in
-            (row[0] as Int64, row[1] as Int64, row[2] as Int64, row[3] as Int64)
-        }
-        var spans: [Int64: (count: Int64, first: Int64, last: Int64)] = [:]
-        for row in rows { spans[row.0] = (row.1, row.2, row.3) }
-        return spans
+        try await database.eventSpans(in: selection())
     }
 
-    /// Event counts per time bucket, in time order, counted by SQLite.
+    /// Event counts per time bucket, in time order.
     func countEventsPerBucket(_ interval: ReportInterval) async throws -> [(bucket: Int64, count: Int64)] {
-        let offset = interval.origin
-        var sql = "SELECT ((COALESCE(time, received) - ?) / ?) * ? + ? AS bucket, COUNT(*) FROM event WHERE 1"
-        var arguments: StatementArguments = [offset, interval.length, interval.length, offset]
-        appendFilters(to: &sql, arguments: &arguments, timeExpression: "COALESCE(time, received)")
-        sql += " GROUP BY bucket ORDER BY bucket"
-        return try await rows(sql: sql, arguments: arguments) { (bucket: $0[0] as Int64, count: $0[1] as Int64) }
+        try await database.countEventsPerBucket(origin: interval.origin, length: interval.length, in: selection())
     }
 }

@@ -1,3 +1,5 @@
+import EventStore
+
 /// WATCHDOG firings by action and VM.
 enum WatchdogReport {
     /// Facts: `[action]` per firing.

@@ -1,5 +1,4 @@
 public import EventStore
-import GRDB
 
 #if canImport(Glibc)
     import Glibc
@@ -37,51 +36,29 @@ public enum EventExporter {
         to fileDescriptor: Int32
     ) async throws -> Int {
         let data = try await ReportData(database: database, query: query)
-        var sql = """
-            SELECT e.id, e.machineId, e.time, e.seconds, e.microseconds, e.received,
-                   e.name, e.guest, e.reason, e.action, e.panicType, e.panicReason, e.data
-            FROM event e WHERE 1
-            """
-        var arguments = StatementArguments()
-        if !events.isEmpty {
-            sql += " AND e.name IN (\(data.placeholders(events.count)))"
-            arguments += StatementArguments(events)
+        let output = OutputBuffer(fileDescriptor: fileDescriptor)
+        switch format {
+        case .csv: try output.append(columns.joined(separator: ",") + "\r\n")
+        case .json: try output.append("[")
+        case .ndjson: break
         }
-        data.appendFilters(
-            to: &sql,
-            arguments: &arguments,
-            timeExpression: "COALESCE(e.time, e.received)",
-            machineColumn: "e.machineId"
-        )
-        sql += " ORDER BY e.id"
-        let finalSQL = sql
-        let finalArguments = arguments
-        return try await database.writer.read { db in
-            let output = OutputBuffer(fileDescriptor: fileDescriptor)
+        // VM names from the same snapshot as the events (a join per row cost more than a lookup).
+        var row: ExportRow?
+        defer { row?.deallocate() }
+        var count = 0
+        try database.forEachStoredEvent(named: events, in: data.selection()) { names in
+            row = ExportRow(names: names)
+        } _: { event in
             switch format {
-            case .csv: try output.append(columns.joined(separator: ",") + "\r\n")
-            case .json: try output.append("[")
-            case .ndjson: break
+            case .csv: try row?.writeCSV(event, to: output)
+            case .ndjson: try row?.writeJSON(event, prefix: "", suffix: "\n", to: output)
+            case .json: try row?.writeJSON(event, prefix: count == 0 ? "\n" : ",\n", suffix: "", to: output)
             }
-            // VM names from the same snapshot as the events (a join per row cost more than a lookup).
-            let names = try Row.fetchAll(db, sql: "SELECT id, COALESCE(name, uuid, endpoint) FROM machine")
-            var row = ExportRow(names: names.map { ($0[0], $0[1]) })
-            defer { row.deallocate() }
-            var count = 0
-            // Rows are read with sqlite3_column_* straight into the output bytes: going through
-            // GRDB's Row and Swift Strings cost ten times more per row (measured, see BENCHMARKS.md).
-            try db.forEachRawRow(sql: finalSQL, arguments: finalArguments) { handle in
-                switch format {
-                case .csv: try row.writeCSV(handle, to: output)
-                case .ndjson: try row.writeJSON(handle, prefix: "", suffix: "\n", to: output)
-                case .json: try row.writeJSON(handle, prefix: count == 0 ? "\n" : ",\n", suffix: "", to: output)
-                }
-                count += 1
-            }
-            if format == .json { try output.append(count == 0 ? "]\n" : "\n]\n") }
-            try output.flush()
-            return count
+            count += 1
         }
+        if format == .json { try output.append(count == 0 ? "]\n" : "\n]\n") }
+        try output.flush()
+        return count
     }
 }
 

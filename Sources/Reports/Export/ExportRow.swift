@@ -1,10 +1,10 @@
-import GRDBSQLite
+import EventStore
 
-/// Formats the current row of the export's statement as CSV or JSON, straight into the output.
+/// Formats a stored event as CSV or JSON, straight into the output.
 ///
-/// Column order is the export query's: id, machineId (written as the VM's name), time, seconds,
-/// microseconds, received, event, guest, reason, action, panic_type, panic_reason, data. Text is
-/// read as UTF-8 from SQLite's own memory (valid for the current step only) and escaped byte by byte.
+/// Fields: id, vm (the machine's name), time, seconds, microseconds, received, event, guest,
+/// reason, action, panic_type, panic_reason, data. Text is UTF-8 in SQLite's own memory (see
+/// ``StoredEventRow``), escaped byte by byte.
 struct ExportRow {
     /// The data column compacted, for CSV (whose quoting depends on the compacted text).
     private var scratch = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 256)
@@ -12,10 +12,6 @@ struct ExportRow {
         #","reason":"#, #","action":"#, #","panic_type":"#, #","panic_reason":"#,
     ]
 
-    /// This row's text columns (indexed by column; the rest stay `nil`), read once per row: every
-    /// `sqlite3_column_*` call takes the connection's mutex.
-    private var texts = [UnsafeBufferPointer<UInt8>?](repeating: nil, count: 13)
-    private static let textColumns: [Int32] = [6, 8, 9, 10, 11, 12]
     /// Every VM's display name, UTF-8, in one allocation; `names` points into it.
     private let nameBytes: UnsafeMutableBufferPointer<UInt8>
     private let names: [Int64: UnsafeBufferPointer<UInt8>]
@@ -59,48 +55,35 @@ struct ExportRow {
         w.byte(UInt8(ascii: "Z"))
     }
 
-    /// Reads the text columns and returns their total length, to bound what the escaped row can take.
-    private mutating func load(_ statement: OpaquePointer) -> Int {
-        texts[1] = names[sqlite3_column_int64(statement, 1)]
-        var total = texts[1]?.count ?? 0
-        for column in Self.textColumns {
-            let text = Self.text(statement, column)
-            texts[Int(column)] = text
-            total += text?.count ?? 0
-        }
-        return total
-    }
-
-    mutating func writeCSV(_ statement: OpaquePointer, to output: OutputBuffer) throws {
-        try output.reserve(3 * load(statement) + 256)
-        if let data = texts[12], data.count > scratch.count {
+    mutating func writeCSV(_ row: borrowing StoredEventRow, to output: OutputBuffer) throws {
+        let vm = names[row.machineId]
+        try output.reserve(3 * (row.textLength + (vm?.count ?? 0)) + 256)
+        if let data = row.data, data.count > scratch.count {
             scratch.deallocate()
             scratch = .allocate(capacity: 2 * data.count)
         }
         var w = ByteWriter(output.cursor)
-        w.decimal(sqlite3_column_int64(statement, 0))
+        w.decimal(row.id)
         w.byte(UInt8(ascii: ","))
-        w.csvField(texts[1])
+        w.csvField(vm)
         w.byte(UInt8(ascii: ","))
-        if sqlite3_column_type(statement, 2) != SQLITE_NULL { timestamp(sqlite3_column_int64(statement, 2), to: &w) }
+        if let time = row.time { timestamp(time, to: &w) }
         w.byte(UInt8(ascii: ","))
-        w.decimal(sqlite3_column_int64(statement, 3))
+        w.decimal(row.seconds)
         w.byte(UInt8(ascii: ","))
-        w.decimal(sqlite3_column_int64(statement, 4))
+        w.decimal(row.microseconds)
         w.byte(UInt8(ascii: ","))
-        timestamp(sqlite3_column_int64(statement, 5), to: &w)
+        timestamp(row.received, to: &w)
         w.byte(UInt8(ascii: ","))
-        w.csvField(texts[6])
+        w.csvField(row.name)
         w.byte(UInt8(ascii: ","))
-        if sqlite3_column_type(statement, 7) != SQLITE_NULL {
-            w.ascii(sqlite3_column_int64(statement, 7) != 0 ? "true" : "false")
-        }
-        for column: Int32 in 8...11 {
+        if let guest = row.guest { w.ascii(guest ? "true" : "false") }
+        for text in [row.reason, row.action, row.panicType, row.panicReason] {
             w.byte(UInt8(ascii: ","))
-            w.csvField(texts[Int(column)])
+            w.csvField(text)
         }
         w.byte(UInt8(ascii: ","))
-        if let data = texts[12], let base = scratch.baseAddress {
+        if let data = row.data, let base = scratch.baseAddress {
             var compact = ByteWriter(base)
             compact.compactJSON(data)
             w.csvField(UnsafeBufferPointer(start: base, count: compact.pointer - base))
@@ -110,55 +93,46 @@ struct ExportRow {
     }
 
     mutating func writeJSON(
-        _ statement: OpaquePointer,
+        _ row: borrowing StoredEventRow,
         prefix: StaticString,
         suffix: StaticString,
         to output: OutputBuffer
     ) throws {
-        try output.reserve(6 * load(statement) + 512)
+        let vm = names[row.machineId]
+        try output.reserve(6 * (row.textLength + (vm?.count ?? 0)) + 512)
         var w = ByteWriter(output.cursor)
         w.ascii(prefix)
         w.ascii(#"{"id":"#)
-        w.decimal(sqlite3_column_int64(statement, 0))
+        w.decimal(row.id)
         w.ascii(#","vm":"#)
-        w.jsonString(texts[1])
+        w.jsonString(vm)
         w.ascii(#","time":"#)
-        if sqlite3_column_type(statement, 2) == SQLITE_NULL {
-            w.ascii("null")
+        if let time = row.time {
+            w.byte(UInt8(ascii: "\""))
+            timestamp(time, to: &w)
+            w.byte(UInt8(ascii: "\""))
         } else {
-            w.byte(UInt8(ascii: "\""))
-            timestamp(sqlite3_column_int64(statement, 2), to: &w)
-            w.byte(UInt8(ascii: "\""))
+            w.ascii("null")
         }
         w.ascii(#","seconds":"#)
-        w.decimal(sqlite3_column_int64(statement, 3))
+        w.decimal(row.seconds)
         w.ascii(#","microseconds":"#)
-        w.decimal(sqlite3_column_int64(statement, 4))
+        w.decimal(row.microseconds)
         w.ascii(#","received":""#)
-        timestamp(sqlite3_column_int64(statement, 5), to: &w)
+        timestamp(row.received, to: &w)
         w.ascii(#"","event":"#)
-        w.jsonString(texts[6])
+        w.jsonString(row.name)
         w.ascii(#","guest":"#)
-        if sqlite3_column_type(statement, 7) == SQLITE_NULL {
-            w.ascii("null")
-        } else {
-            w.ascii(sqlite3_column_int64(statement, 7) != 0 ? "true" : "false")
-        }
-        for (column, key) in zip(Int32(8)...11, Self.textKeys) {
+        if let guest = row.guest { w.ascii(guest ? "true" : "false") } else { w.ascii("null") }
+        for (text, key) in zip([row.reason, row.action, row.panicType, row.panicReason], Self.textKeys) {
             w.ascii(key)
-            w.jsonString(texts[Int(column)])
+            w.jsonString(text)
         }
         w.ascii(#","data":"#)
-        if let data = texts[12] { w.compactJSON(data) } else { w.ascii("null") }
+        if let data = row.data { w.compactJSON(data) } else { w.ascii("null") }
         w.byte(UInt8(ascii: "}"))
         w.ascii(suffix)
         output.cursor = w.pointer
-    }
-
-    /// The column's UTF-8 bytes, or `nil` for SQL NULL. Valid until the next step.
-    private static func text(_ statement: OpaquePointer, _ column: Int32) -> UnsafeBufferPointer<UInt8>? {
-        guard let pointer = sqlite3_column_text(statement, column) else { return nil }
-        return UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(statement, column)))
     }
 }
 

@@ -1,0 +1,88 @@
+import GRDB
+import GRDBSQLite
+
+/// One stored event as export writes it: numbers, and text as UTF-8 bytes in SQLite's memory.
+///
+/// The text is valid only inside the callback that receives the row (until SQLite's next step):
+/// copying a million rows into Swift strings cost ten times the export's own work (BENCHMARKS.md).
+public struct StoredEventRow {
+    public var id: Int64 = 0
+    public var machineId: Int64 = 0
+    /// QEMU's timestamp in microseconds; `nil` where it sent none (or none that is an instant).
+    public var time: Int64?
+    public var seconds: Int64 = 0
+    public var microseconds: Int64 = 0
+    public var received: Int64 = 0
+    public var name: UnsafeBufferPointer<UInt8>?
+    public var guest: Bool?
+    public var reason: UnsafeBufferPointer<UInt8>?
+    public var action: UnsafeBufferPointer<UInt8>?
+    public var panicType: UnsafeBufferPointer<UInt8>?
+    public var panicReason: UnsafeBufferPointer<UInt8>?
+    /// The event's `data` JSON text as stored.
+    public var data: UnsafeBufferPointer<UInt8>?
+
+    /// The total length of its text, to bound what an escaped copy can take.
+    public var textLength: Int {
+        [name, reason, action, panicType, panicReason, data].reduce(0) { $0 + ($1?.count ?? 0) }
+    }
+}
+
+extension EventDatabase {
+    /// Streams the events of these names (empty: all) in `selection`, in arrival order, from one
+    /// snapshot: first every VM's display name (`start`), then each event (`body`).
+    ///
+    /// Runs synchronously on a reader, as ``forEachEvent(named:in:_:)`` does.
+    ///
+    /// - Returns: how many events `body` received.
+    @discardableResult
+    public func forEachStoredEvent(
+        named names: [String],
+        in selection: EventSelection,
+        start: ([(id: Int64, name: String)]) throws -> Void,
+        _ body: (borrowing StoredEventRow) throws -> Void
+    ) throws -> Int {
+        var sql = """
+            SELECT id, machineId, time, seconds, microseconds, received,
+                   name, guest, reason, action, panicType, panicReason, data
+            FROM event WHERE 1
+            """
+        var arguments = StatementArguments()
+        if !names.isEmpty {
+            sql += " AND name IN (\(EventSQL.placeholders(names.count)))"
+            arguments += StatementArguments(names)
+        }
+        EventSQL.append(selection, to: &sql, arguments: &arguments)
+        sql += " ORDER BY id"
+        let finalSQL = sql
+        let finalArguments = arguments
+        return try writer.read { db in
+            let names = try Row.fetchAll(db, sql: "SELECT id, COALESCE(name, uuid, endpoint) FROM machine")
+            try start(names.map { (id: $0[0], name: $0[1]) })
+            var row = StoredEventRow()
+            var count = 0
+            try db.forEachRawRow(sql: finalSQL, arguments: finalArguments) { handle in
+                func text(_ column: Int32) -> UnsafeBufferPointer<UInt8>? {
+                    guard let pointer = sqlite3_column_text(handle, column) else { return nil }
+                    return UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(handle, column)))
+                }
+                row.id = sqlite3_column_int64(handle, 0)
+                row.machineId = sqlite3_column_int64(handle, 1)
+                row.time = sqlite3_column_type(handle, 2) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, 2)
+                row.seconds = sqlite3_column_int64(handle, 3)
+                row.microseconds = sqlite3_column_int64(handle, 4)
+                row.received = sqlite3_column_int64(handle, 5)
+                row.name = text(6)
+                row.guest = sqlite3_column_type(handle, 7) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, 7) != 0
+                row.reason = text(8)
+                row.action = text(9)
+                row.panicType = text(10)
+                row.panicReason = text(11)
+                row.data = text(12)
+                try body(row)
+                count += 1
+            }
+            return count
+        }
+    }
+}
