@@ -24,7 +24,8 @@ public struct StoredEventRow {
 
     /// The total length of its text, to bound what an escaped copy can take.
     public var textLength: Int {
-        [name, reason, action, panicType, panicReason, data].reduce(0) { $0 + ($1?.count ?? 0) }
+        (name?.count ?? 0) + (reason?.count ?? 0) + (action?.count ?? 0) + (panicType?.count ?? 0)
+            + (panicReason?.count ?? 0) + (data?.count ?? 0)
     }
 }
 

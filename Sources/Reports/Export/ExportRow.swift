@@ -8,9 +8,6 @@ import EventStore
 struct ExportRow {
     /// The data column compacted, for CSV (whose quoting depends on the compacted text).
     private var scratch = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 256)
-    private static let textKeys: [StaticString] = [
-        #","reason":"#, #","action":"#, #","panic_type":"#, #","panic_reason":"#,
-    ]
 
     /// Every VM's display name, UTF-8, in one allocation; `names` points into it.
     private let nameBytes: UnsafeMutableBufferPointer<UInt8>
@@ -78,10 +75,14 @@ struct ExportRow {
         w.csvField(row.name)
         w.byte(UInt8(ascii: ","))
         if let guest = row.guest { w.ascii(guest ? "true" : "false") }
-        for text in [row.reason, row.action, row.panicType, row.panicReason] {
-            w.byte(UInt8(ascii: ","))
-            w.csvField(text)
-        }
+        w.byte(UInt8(ascii: ","))
+        w.csvField(row.reason)
+        w.byte(UInt8(ascii: ","))
+        w.csvField(row.action)
+        w.byte(UInt8(ascii: ","))
+        w.csvField(row.panicType)
+        w.byte(UInt8(ascii: ","))
+        w.csvField(row.panicReason)
         w.byte(UInt8(ascii: ","))
         if let data = row.data, let base = scratch.baseAddress {
             var compact = ByteWriter(base)
@@ -124,10 +125,14 @@ struct ExportRow {
         w.jsonString(row.name)
         w.ascii(#","guest":"#)
         if let guest = row.guest { w.ascii(guest ? "true" : "false") } else { w.ascii("null") }
-        for (text, key) in zip([row.reason, row.action, row.panicType, row.panicReason], Self.textKeys) {
-            w.ascii(key)
-            w.jsonString(text)
-        }
+        w.ascii(#","reason":"#)
+        w.jsonString(row.reason)
+        w.ascii(#","action":"#)
+        w.jsonString(row.action)
+        w.ascii(#","panic_type":"#)
+        w.jsonString(row.panicType)
+        w.ascii(#","panic_reason":"#)
+        w.jsonString(row.panicReason)
         w.ascii(#","data":"#)
         if let data = row.data { w.compactJSON(data) } else { w.ascii("null") }
         w.byte(UInt8(ascii: "}"))
