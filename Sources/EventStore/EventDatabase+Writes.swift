@@ -115,13 +115,7 @@ extension EventDatabase {
             latest[event.session] = max(latest[event.session] ?? .min, event.received)
         }
         try checkSessions(latest.keys, ledger: ledger, in: db)
-        let insertEvent = try db.cachedStatement(
-            sql: """
-                INSERT INTO event (sessionId, machineId, seq, name, seconds, microseconds, time, received,
-                                   guest, reason, action, panicType, panicReason, panicArg1, data)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """
-        )
+        let insertEvent = try db.cachedStatement(sql: EventColumn.insertSQL)
         let row = EventRowBinder(prepared: insertEvent)
         for event in events {
             try row.insert(event, in: db)

@@ -1,7 +1,7 @@
 import GRDB
 import GRDBSQLite
 
-/// Binds one event's 15 values straight onto the prepared INSERT and steps it.
+/// Binds one event's values straight onto the prepared INSERT (``EventColumn/insertSQL``) and steps it.
 ///
 /// The hot path of a flood: GRDB's `StatementArguments` boxes every value as a `DatabaseValue`
 /// (measured: about a third of the recorder's CPU in the Swift runtime). Binding with
@@ -16,27 +16,52 @@ struct EventRowBinder {
     /// SQLite copies bound text immediately (`SQLITE_TRANSIENT`).
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
+    /// Each column's parameter, looked up once per batch.
+    private let sessionId = EventColumn.sessionId.insertParameter
+    private let machineId = EventColumn.machineId.insertParameter
+    private let seq = EventColumn.seq.insertParameter
+    private let name = EventColumn.name.insertParameter
+    private let seconds = EventColumn.seconds.insertParameter
+    private let microseconds = EventColumn.microseconds.insertParameter
+    private let time = EventColumn.time.insertParameter
+    private let received = EventColumn.received.insertParameter
+    private let guest = EventColumn.guest.insertParameter
+    private let reason = EventColumn.reason.insertParameter
+    private let action = EventColumn.action.insertParameter
+    private let panicType = EventColumn.panicType.insertParameter
+    private let panicReason = EventColumn.panicReason.insertParameter
+    private let panicArg1 = EventColumn.panicArg1.insertParameter
+    private let data = EventColumn.data.insertParameter
+
+    init(prepared: Statement) {
+        self.prepared = prepared
+    }
+
     func insert(_ event: NewEvent, in db: Database) throws {
         sqlite3_reset(statement)
-        sqlite3_bind_int64(statement, 1, event.session.sessionId)
-        sqlite3_bind_int64(statement, 2, event.session.machineId)
-        sqlite3_bind_int64(statement, 3, event.seq)
-        bind(event.name, at: 4)
-        sqlite3_bind_int64(statement, 5, event.seconds)
-        sqlite3_bind_int64(statement, 6, event.microseconds)
-        if let time = event.time { sqlite3_bind_int64(statement, 7, time) } else { sqlite3_bind_null(statement, 7) }
-        sqlite3_bind_int64(statement, 8, event.received)
-        if let guest = event.guest {
-            sqlite3_bind_int64(statement, 9, guest ? 1 : 0)
+        sqlite3_bind_int64(statement, sessionId, event.session.sessionId)
+        sqlite3_bind_int64(statement, machineId, event.session.machineId)
+        sqlite3_bind_int64(statement, seq, event.seq)
+        bind(event.name, at: name)
+        sqlite3_bind_int64(statement, seconds, event.seconds)
+        sqlite3_bind_int64(statement, microseconds, event.microseconds)
+        if let value = event.time {
+            sqlite3_bind_int64(statement, time, value)
         } else {
-            sqlite3_bind_null(statement, 9)
+            sqlite3_bind_null(statement, time)
         }
-        bind(event.reason, at: 10)
-        bind(event.action, at: 11)
-        bind(event.panicType, at: 12)
-        bind(event.panicReason, at: 13)
-        bind(event.panicArg1, at: 14)
-        bind(event.data, at: 15)
+        sqlite3_bind_int64(statement, received, event.received)
+        if let value = event.guest {
+            sqlite3_bind_int64(statement, guest, value ? 1 : 0)
+        } else {
+            sqlite3_bind_null(statement, guest)
+        }
+        bind(event.reason, at: reason)
+        bind(event.action, at: action)
+        bind(event.panicType, at: panicType)
+        bind(event.panicReason, at: panicReason)
+        bind(event.panicArg1, at: panicArg1)
+        bind(event.data, at: data)
         let code = sqlite3_step(statement)
         guard code == SQLITE_DONE else {
             let message = String(cString: sqlite3_errmsg(db.sqliteConnection))

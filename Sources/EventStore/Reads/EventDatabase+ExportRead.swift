@@ -43,11 +43,12 @@ extension EventDatabase {
         start: ([(id: Int64, name: String)]) throws -> Void,
         _ body: (borrowing StoredEventRow) throws -> Void
     ) throws -> Int {
-        var sql = """
-            SELECT id, machineId, time, seconds, microseconds, received,
-                   name, guest, reason, action, panicType, panicReason, data
-            FROM event WHERE 1
-            """
+        let list = EventSelectList(columns: [
+            .id, .machineId, .time, .seconds, .microseconds, .received, .name, .guest, .reason, .action, .panicType,
+            .panicReason, .data,
+        ])
+        let columns = ExportColumns(list)
+        var sql = "SELECT \(list.sql) FROM event WHERE 1"
         var arguments = StatementArguments()
         if !names.isEmpty {
             sql += " AND name IN (\(EventSQL.placeholders(names.count)))"
@@ -67,23 +68,40 @@ extension EventDatabase {
                     guard let pointer = sqlite3_column_text(handle, column) else { return nil }
                     return UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(handle, column)))
                 }
-                row.id = sqlite3_column_int64(handle, 0)
-                row.machineId = sqlite3_column_int64(handle, 1)
-                row.time = sqlite3_column_type(handle, 2) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, 2)
-                row.seconds = sqlite3_column_int64(handle, 3)
-                row.microseconds = sqlite3_column_int64(handle, 4)
-                row.received = sqlite3_column_int64(handle, 5)
-                row.name = text(6)
-                row.guest = sqlite3_column_type(handle, 7) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, 7) != 0
-                row.reason = text(8)
-                row.action = text(9)
-                row.panicType = text(10)
-                row.panicReason = text(11)
-                row.data = text(12)
+                func integer(_ column: Int32) -> Int64? {
+                    sqlite3_column_type(handle, column) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, column)
+                }
+                row.id = sqlite3_column_int64(handle, columns.id)
+                row.machineId = sqlite3_column_int64(handle, columns.machineId)
+                row.time = integer(columns.time)
+                row.seconds = sqlite3_column_int64(handle, columns.seconds)
+                row.microseconds = sqlite3_column_int64(handle, columns.microseconds)
+                row.received = sqlite3_column_int64(handle, columns.received)
+                row.name = text(columns.name)
+                row.guest = integer(columns.guest).map { $0 != 0 }
+                row.reason = text(columns.reason)
+                row.action = text(columns.action)
+                row.panicType = text(columns.panicType)
+                row.panicReason = text(columns.panicReason)
+                row.data = text(columns.data)
                 try body(row)
                 count += 1
             }
             return count
         }
+    }
+}
+
+/// Where each column of the export's SELECT list lands, looked up once per export.
+private struct ExportColumns {
+    let id, machineId, time, seconds, microseconds, received, name, guest: Int32
+    let reason, action, panicType, panicReason, data: Int32
+
+    init(_ list: EventSelectList) {
+        (id, machineId, time) = (list.position(.id), list.position(.machineId), list.position(.time))
+        (seconds, microseconds) = (list.position(.seconds), list.position(.microseconds))
+        (received, name, guest) = (list.position(.received), list.position(.name), list.position(.guest))
+        (reason, action, panicType) = (list.position(.reason), list.position(.action), list.position(.panicType))
+        (panicReason, data) = (list.position(.panicReason), list.position(.data))
     }
 }
