@@ -1,7 +1,9 @@
 import Synchronization
 
-/// Lets a bounded number of VMs attach at once: connect, handshake, queries and session row
-/// (``CollectorConfiguration/maximumConcurrentAttaches``, 64 by default).
+/// Lets a bounded number of VMs attach at once: connect, handshake and session row
+/// (``CollectorConfiguration/maximumConcurrentAttaches``, 64 by default). The identification
+/// queries come after, outside the limit: a VM in an event storm answers them only behind its
+/// events, and must not hold a place meanwhile.
 ///
 /// With a thousand sockets, attaching to all of them at once put a thousand handshakes in flight:
 /// their buffers, JSON trees and async frames all existed together, and the heap never shrank back

@@ -23,7 +23,8 @@ public struct CollectorConfiguration: Sendable {
     /// The same bound on the UTF-8 bytes of those events' `data`, for when events are large.
     public var maximumPendingBytes: Int
     /// Monitors attaching at once — dialled, found in a watched directory or accepted on a listener
-    /// (connect, handshake, queries, session row); the others wait for a place. Bounds the memory of starting a large fleet (see ``AttachLimiter``).
+    /// (connect, handshake, session row; the identification queries follow outside the limit, since a
+    /// VM in a storm answers them late); the others wait for a place. Bounds the memory of starting a large fleet (see ``AttachLimiter``).
     public var maximumConcurrentAttaches: Int
     /// The wall clock for `received` and session times, in microseconds since the Unix epoch.
     public var now: @Sendable () -> Int64

@@ -16,6 +16,7 @@ public struct EventSelection: Sendable, Hashable {
 }
 
 /// An event as analyses read it: its effective time and the columns reports filter and group on.
+/// Only EventStore's reads make one.
 public struct EventFacts: Sendable {
     public var machineId: Int64
     public var sessionId: Int64
@@ -28,28 +29,4 @@ public struct EventFacts: Sendable {
     public var panicType: String?
     public var panicReason: String?
     public var panicArg1: String?
-
-    public init(
-        machineId: Int64,
-        sessionId: Int64,
-        name: String,
-        time: Int64,
-        guest: Bool? = nil,
-        reason: String? = nil,
-        action: String? = nil,
-        panicType: String? = nil,
-        panicReason: String? = nil,
-        panicArg1: String? = nil
-    ) {
-        self.machineId = machineId
-        self.sessionId = sessionId
-        self.name = name
-        self.time = time
-        self.guest = guest
-        self.reason = reason
-        self.action = action
-        self.panicType = panicType
-        self.panicReason = panicReason
-        self.panicArg1 = panicArg1
-    }
 }
