@@ -11,11 +11,6 @@ public final class QMPTestDriver {
 
     /// Connects to `path` and negotiates capabilities.
     public init(path: String) throws {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[index] = byte }
-        }
         // QEMU creates the socket file at bind(), a moment before listen(): a connection in between is
         // refused, so retry briefly.
         var attempts = 0
@@ -24,11 +19,7 @@ public final class QMPTestDriver {
             // A fresh socket per attempt: a socket whose connect failed is not reused.
             descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             guard descriptor >= 0 else { throw QEMUTestError("socket() failed") }
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
+            let connected = withUnixSocketAddress(path) { connect(descriptor, $0, $1) }
             if connected == 0 { break }
             let code = errno
             close(descriptor)
