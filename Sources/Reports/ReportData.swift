@@ -67,7 +67,9 @@ struct ReportData {
     /// in `seq` order), from `lookback` before the window (`nil`: from the first event) to its end.
     /// Analyses keep their state per session or per VM.
     func forEachEvent(named names: [String], lookback: Int64? = 0, _ body: (EventFacts) throws -> Void) throws {
-        try database.forEachEvent(named: names, in: selection(lookback: lookback), body)
+        try database.forEachEvent(named: names, in: selection(lookback: lookback)) { batch in
+            for event in batch { try body(event) }
+        }
     }
 
     /// Sessions of the selected machines that overlap the window, in start order.

@@ -11,16 +11,17 @@ extension EventDatabase {
         }
     }
 
-    /// Calls `body` with each event of these names in `selection`, in arrival order (so each
-    /// session's events come in `seq` order), streaming from the statement so memory stays flat
-    /// however many match.
+    /// Calls `body` with the events of these names in `selection`, a batch at a time, in arrival
+    /// order (so each session's events come in `seq` order), streaming from the statement so memory
+    /// stays flat however many match. Batches, not single events: a call per row across the module
+    /// boundary cost the scans up to a tenth of their time (BENCHMARKS.md section 4).
     ///
     /// Runs synchronously on a reader: reports are one-shot command-line work. Rows are read with
     /// `sqlite3_column_*`: GRDB's `Row` cost more than SQLite's own work per row (measured).
     public func forEachEvent(
         named names: [String],
         in selection: EventSelection,
-        _ body: (EventFacts) throws -> Void
+        _ body: ([EventFacts]) throws -> Void
     ) throws {
         // Over the whole history of every VM a scan in rowid order beats an index: the index would
         // find half the table and then sort it by id (measured 1.1 s against 1.9 s for 2 M events).
@@ -46,6 +47,8 @@ extension EventDatabase {
         let finalSQL = sql
         let finalArguments = arguments
         try writer.read { db in
+            var batch: [EventFacts] = []
+            batch.reserveCapacity(Self.eventBatch)
             try db.forEachRawRow(sql: finalSQL, arguments: finalArguments) { handle in
                 func integer(_ column: Int32) -> Int64? {
                     sqlite3_column_type(handle, column) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, column)
@@ -55,7 +58,7 @@ extension EventDatabase {
                     let bytes = UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(handle, column)))
                     return String(decoding: bytes, as: UTF8.self)
                 }
-                try body(
+                batch.append(
                     EventFacts(
                         machineId: sqlite3_column_int64(handle, machineId),
                         sessionId: sqlite3_column_int64(handle, sessionId),
@@ -69,9 +72,17 @@ extension EventDatabase {
                         panicArg1: text(panicArg1)
                     )
                 )
+                if batch.count == Self.eventBatch {
+                    try body(batch)
+                    batch.removeAll(keepingCapacity: true)
+                }
             }
+            if !batch.isEmpty { try body(batch) }
         }
     }
+
+    /// Events handed over at once by ``forEachEvent(named:in:_:)``.
+    static let eventBatch = 512
 
     /// Sessions of these VMs (`nil`: all) that overlap [`from`, `until`), in VM, start order.
     public func sessions(overlappingFrom from: Int64?, until: Int64, machineIds: [Int64]?) async throws -> [Session] {
