@@ -4,25 +4,17 @@ import QMP
 
 /// One JSON object per log line on standard error, for journald, Loki or ELK:
 /// `{"time":"…Z","level":"info","label":"qmplog.record","message":"Session started","machine.name":"vm1",…}`.
-struct JSONLogHandler: LogHandler {
+struct JSONLogHandler: StandardErrorLogHandler {
     let label: String
     var logLevel: Logger.Level = .info
     var metadata: Logger.Metadata = [:]
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
 
     func log(event: LogEvent) {
         var fields: [(String, String)] = [
             ("time", Self.timestamp()), ("level", event.level.rawValue), ("label", label),
             ("message", event.message.description),
         ]
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for key in merged.keys.sorted() {
-            if let value = merged[key] { fields.append((key, "\(value)")) }
-        }
+        for (key, value) in metadata(of: event) { fields.append((key, value)) }
         let line = "{" + fields.map { "\(Self.quote($0)):\(Self.quote($1))" }.joined(separator: ",") + "}\n"
         FileHandle.standardError.write(Data(line.utf8))
     }

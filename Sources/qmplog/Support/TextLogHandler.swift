@@ -7,23 +7,16 @@ import Reports
 ///
 /// Metadata carries what VMs and peers sent (names, error texts): control characters are escaped
 /// (``TerminalText``) so that a VM named with an escape sequence cannot act on the terminal.
-struct TextLogHandler: LogHandler {
+struct TextLogHandler: StandardErrorLogHandler {
     let label: String
     var logLevel: Logger.Level = .info
     var metadata: Logger.Metadata = [:]
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
     func log(event: LogEvent) {
         var line = "\(JSONLogHandler.timestamp()) \(event.level.rawValue) \(label): "
         line += TerminalText.escaping(event.message.description)
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for key in merged.keys.sorted() {
-            guard let value = merged[key] else { continue }
-            line += " " + TerminalText.escaping(key) + "=" + TerminalText.escaping("\(value)")
+        for (key, value) in metadata(of: event) {
+            line += " " + TerminalText.escaping(key) + "=" + TerminalText.escaping(value)
         }
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
