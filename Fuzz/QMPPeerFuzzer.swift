@@ -1,7 +1,7 @@
 /// libFuzzer target over every byte a QMP peer controls: the frame scanner, fed in chunks as a
 /// socket delivers them, then the JSON parser, the recorder's event scanner, and the row it would
-/// store. Built and run by `Scripts/fuzz.sh` (swiftc -sanitize=fuzzer), with the QMP sources and
-/// EventStore's records compiled into one module.
+/// store. Built and run by `Scripts/fuzz.sh` (swiftc -sanitize=fuzzer), with the QMP sources,
+/// EventStore's records and the recorder's event-to-row mapping compiled into one module.
 ///
 /// Invariants, checked with `precondition` (a failure is a crash libFuzzer keeps):
 /// - nothing traps, and memory stays within libFuzzer's limits;
@@ -62,21 +62,11 @@ private func check(_ frame: [UInt8]) {
             precondition(scanned == nil, "the scanner read an event the tree decoder refuses")
         }
         guard let event = scanned else { return }
-        let fields = event.runState
         let row = NewEvent(
+            event,
             session: SessionHandle(sessionId: 1, machineId: 1),
             seq: 1,
-            name: event.name,
-            seconds: event.seconds,
-            microseconds: event.microseconds,
-            received: 1_795_772_653_000_000,
-            guest: fields.guest,
-            reason: fields.reason,
-            action: fields.action,
-            panicType: fields.panicType,
-            panicReason: fields.panicReason,
-            panicArg1: fields.panicArg1,
-            data: event.dataText
+            received: 1_795_772_653_000_000
         )
         if let time = row.time {
             precondition(time >= 0 && time <= 253_402_300_799_999_999, "time \(time) out of range")

@@ -24,7 +24,8 @@ PY
 cp Fuzz/crashers/* "$out/seeds/" 2>/dev/null || true
 swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name QMPPeerFuzzer \
     Sources/QMP/Messages/*.swift Sources/QMP/Transport/QMPFrameScanner.swift Sources/QMP/QMPError.swift \
-    Sources/QMP/QMPEndpoint.swift Sources/EventStore/Records/NewRecords.swift Fuzz/QMPPeerFuzzer.swift \
+    Sources/QMP/QMPEndpoint.swift Sources/EventStore/Records/NewRecords.swift \
+    Sources/Collector/NewEvent+QMPEvent.swift Fuzz/QMPPeerFuzzer.swift \
     -o "$out/qmp-peer-fuzzer"
 # Known crashers first: each must pass now.
 for crasher in Fuzz/crashers/*; do

@@ -1,6 +1,6 @@
-public import EventStore
+import EventStore
 import Logging
-public import QMP
+import QMP
 import Synchronization
 
 /// Records one negotiated connection: open a session, stream its events to the writer, identify
@@ -179,28 +179,5 @@ final class SessionEventSink: QMPEventSink {
             state.closed = true
             return (state.seq, state.identified)
         }
-    }
-}
-
-extension NewEvent {
-    /// The row for `event`, the `seq`-th of its session, with the run-state columns extracted and
-    /// `data` kept verbatim.
-    public init(_ event: QMPEvent, session: SessionHandle, seq: Int64, received: Int64) {
-        let fields = event.runState
-        self.init(
-            session: session,
-            seq: seq,
-            name: event.name,
-            seconds: event.seconds,
-            microseconds: event.microseconds,
-            received: received,
-            guest: fields.guest,
-            reason: fields.reason,
-            action: fields.action,
-            panicType: fields.panicType,
-            panicReason: fields.panicReason,
-            panicArg1: fields.panicArg1,
-            data: event.dataText
-        )
     }
 }
