@@ -106,18 +106,8 @@ final class OutputBuffer {
     }
 
     func flush() throws {
-        var offset = 0
-        let total = cursor - start
-        while offset < total {
-            let written = write(fileDescriptor, start + offset, total - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw ReportsError(
-                    code: .invalidQuery,
-                    message: "cannot write the export: \(String(cString: strerror(errno)))"
-                )
-            }
-            offset += written
+        if let failure = writeAll(start, count: cursor - start, to: fileDescriptor) {
+            throw ReportsError(code: .invalidQuery, message: "cannot write the export: \(failure)")
         }
         cursor = start
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Reports
 
 /// Standard output that reports failure: `print` ignores a full disk or a closed pipe, and a
 /// command that lost its output must not exit 0.
@@ -8,20 +9,10 @@ enum StandardOutput {
     /// - Throws: ``OutputError`` naming why (for example, no space left on device).
     static func write(_ text: String) throws {
         var text = text
-        try text.withUTF8 { bytes in try writeAll(bytes, to: STDOUT_FILENO, name: "standard output") }
-    }
-
-    /// Writes all of `bytes` to `descriptor`, retrying short and interrupted writes.
-    static func writeAll(_ bytes: UnsafeBufferPointer<UInt8>, to descriptor: Int32, name: String) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = Foundation.write(descriptor, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw OutputError(message: "cannot write to \(name): \(String(cString: strerror(errno)))")
-            }
-            offset += written
+        let failure = text.withUTF8 { bytes in
+            bytes.baseAddress.flatMap { writeAll($0, count: bytes.count, to: STDOUT_FILENO) }
         }
+        if let failure { throw OutputError(message: "cannot write to standard output: \(failure)") }
     }
 }
 
