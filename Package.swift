@@ -36,6 +36,8 @@ let package = Package(
             name: "CSQLiteTuning",
             linkerSettings: [.linkedLibrary("sqlite3")]
         ),
+        // libvirt's client library, loaded at run time (see LibvirtAPI): nothing to build against.
+        .target(name: "Libvirt"),
         // Storage: SQLite through GRDB. Knows nothing of sockets.
         .target(
             name: "EventStore",
@@ -51,6 +53,7 @@ let package = Package(
             dependencies: [
                 "QMP",
                 "EventStore",
+                "Libvirt",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -106,6 +109,8 @@ let package = Package(
             name: "CollectorTests",
             dependencies: [
                 "Collector",
+                "Libvirt",
+                "Reports",
                 "QMP",
                 "EventStore",
                 "QMPTestSupport",

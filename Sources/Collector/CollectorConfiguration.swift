@@ -8,6 +8,8 @@ public struct CollectorConfiguration: Sendable {
     public var listenPaths: [String]
     /// Who may connect to them (see ``QMPListenerAccess``).
     public var listenAccess: QMPListenerAccess
+    /// libvirt daemons (`qemu:///system`) whose domains are recorded through libvirt's QMP passthrough.
+    public var libvirtURIs: [String]
     /// Directories whose matching sockets are recorded as they appear.
     public var watchDirectories: [WatchedDirectory]
     /// How often watched directories are scanned.
@@ -33,6 +35,7 @@ public struct CollectorConfiguration: Sendable {
         targets: [QMPEndpoint],
         listenPaths: [String] = [],
         listenAccess: QMPListenerAccess = QMPListenerAccess(),
+        libvirtURIs: [String] = [],
         watchDirectories: [WatchedDirectory] = [],
         watchInterval: Duration = .seconds(1),
         once: Bool = false,
@@ -46,6 +49,7 @@ public struct CollectorConfiguration: Sendable {
         self.targets = targets
         self.listenPaths = listenPaths
         self.listenAccess = listenAccess
+        self.libvirtURIs = libvirtURIs
         self.watchDirectories = watchDirectories
         self.watchInterval = watchInterval
         self.once = once

@@ -27,7 +27,7 @@ public struct CollectorService: Service, CustomStringConvertible {
     }
 
     public var description: String {
-        "CollectorService(targets: \(configuration.targets.count), listening: \(configuration.listenPaths.count), "
+        "CollectorService(targets: \(configuration.targets.count), libvirt: \(configuration.libvirtURIs), listening: \(configuration.listenPaths.count), "
             + "watching: \(configuration.watchDirectories.count), store: \(database.path ?? "in memory"))"
     }
 
@@ -57,7 +57,8 @@ public struct CollectorService: Service, CustomStringConvertible {
         if !failures.isEmpty {
             throw CollectorError(
                 code: .targetsFailed,
-                message: "\(failures.count) of \(configuration.targets.count) targets could not be recorded:\n"
+                message:
+                    "\(failures.count) of \(configuration.targets.count + configuration.libvirtURIs.count) targets could not be recorded:\n"
                     + failures.joined(separator: "\n")
             )
         }
@@ -77,6 +78,13 @@ public struct CollectorService: Service, CustomStringConvertible {
                 group.addTask {
                     guard let error = await recorder.run() else { return nil }
                     return "  \(endpoint): \(error)"
+                }
+            }
+            for uri in configuration.libvirtURIs {
+                let recorder = LibvirtRecorder(uri: uri, sessions: sessions)
+                group.addTask {
+                    guard let error = await recorder.run() else { return nil }
+                    return "  libvirt \(uri): \(error)"
                 }
             }
             for path in configuration.listenPaths {

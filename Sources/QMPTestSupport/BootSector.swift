@@ -10,6 +10,13 @@ public enum BootSector: Sendable {
     /// Pulses the reset line through the keyboard controller (0xFE to port 0x64).
     /// QEMU: RESET guest=true, reason guest-reset; with `-no-reboot`, SHUTDOWN guest=true, reason guest-reset.
     case keyboardControllerReset
+    /// Sleeps with interrupts on, forever: a guest that just runs (no disk would make SeaBIOS
+    /// reboot every minute looking for one).
+    case idle
+    /// Enables the ACPI power button (PM1_EN bit 8 at 0x602), polls its status (PM1_STS at 0x600)
+    /// after each timer tick, and powers off (S5) once it is pressed: a guest that answers
+    /// `system_powerdown` / `virsh shutdown`. QEMU: POWERDOWN, then SHUTDOWN guest=true, reason guest-shutdown.
+    case powerButtonPowerOff
     /// Writes 1 (PANICKED) to the ISA pvpanic device at 0x505 (`-device pvpanic`). QEMU: GUEST_PANICKED.
     case pvpanic
 
@@ -22,6 +29,15 @@ public enum BootSector: Sendable {
         case .keyboardControllerReset:
             // mov al,0xFE; out 0x64,al
             return [0xB0, 0xFE, 0xE6, 0x64] + haltForever
+        case .idle:
+            return [0xFB] + haltForever  // sti
+        case .powerButtonPowerOff:
+            // mov dx,0x602; mov ax,0x100; out dx,ax; sti
+            // wait: hlt; mov dx,0x600; in ax,dx; test ax,0x100; jz wait
+            // mov dx,0x604; mov ax,0x2000; out dx,ax
+            return [0xBA, 0x02, 0x06, 0xB8, 0x00, 0x01, 0xEF, 0xFB]
+                + [0xF4, 0xBA, 0x00, 0x06, 0xED, 0xA9, 0x00, 0x01, 0x74, 0xF6]
+                + [0xBA, 0x04, 0x06, 0xB8, 0x00, 0x20, 0xEF] + haltForever
         case .pvpanic:
             // mov dx,0x505; mov al,1; out dx,al
             return [0xBA, 0x05, 0x05, 0xB0, 0x01, 0xEE] + haltForever

@@ -23,7 +23,9 @@ struct QMPLogCommand: AsyncParsableCommand {
     static func main() async {
         var command: any ParsableCommand
         do {
-            command = try parseAsRoot()
+            var arguments = Array(CommandLine.arguments.dropFirst())
+            if arguments.first == "record" { arguments = Record.insertingDefaultLibvirtURI(arguments) }
+            command = try parseAsRoot(arguments)
         } catch {
             exit(withError: error)
         }

@@ -17,6 +17,7 @@ struct RecordingHarness {
     func makeService(
         targets: [String],
         listen: [String] = [],
+        libvirt: [String] = [],
         watch: [WatchedDirectory] = [],
         once: Bool = true,
         greetingTimeout: Duration = .seconds(5),
@@ -27,6 +28,7 @@ struct RecordingHarness {
             configuration: CollectorConfiguration(
                 targets: targets.map { .unixSocket(path: $0) },
                 listenPaths: listen,
+                libvirtURIs: libvirt,
                 watchDirectories: watch,
                 watchInterval: .milliseconds(100),
                 once: once,

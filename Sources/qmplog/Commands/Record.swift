@@ -29,10 +29,20 @@ extension QMPLogCommand {
                 lets QEMU connect to qmplog instead (QEMU reconnects by itself when qmplog restarts); \
                 use it when the VM's main monitor belongs to libvirt or Proxmox.
 
+                --libvirt [URI] records every domain of a libvirt daemon (default qemu:///system) \
+                through libvirt's own QMP event passthrough: no change to any domain. It needs a \
+                read-write libvirt connection (root, or a user libvirt's polkit rule admits) and \
+                libvirt's client library (Debian: libvirt0). Each domain run is a session, from its \
+                start to its stop; while libvirtd is unreachable nothing is seen (a gap), and the \
+                connection is retried with backoff. Do not also record a libvirt domain through a \
+                second monitor: every event would be stored twice.
+
                 Examples:
                   qmplog record /run/qemu/vm1.qmp /run/qemu/vm2.qmp tcp:127.0.0.1:4444
                   qmplog record --watch /run/qemu-server --pattern '*.qmp'
                   qmplog record --listen /run/qmplog/qmp.sock
+                  qmplog record --libvirt
+                  qmplog record --libvirt qemu+ssh://root@host2/system
                 """
         )
 
@@ -70,6 +80,31 @@ extension QMPLogCommand {
         var listenAllowUid: [String] = []
 
         @Option(
+            name: .customLong("libvirt"),
+            help: ArgumentHelp(
+                "Record every domain of this libvirt daemon (default qemu:///system) through libvirt's QMP passthrough; repeatable.",
+                valueName: "uri"
+            )
+        )
+        var libvirtURIs: [String] = []
+
+        /// `--libvirt` may stand alone: a URI follows it only when the next word has `://` (every
+        /// libvirt URI does; socket paths and options do not). ArgumentParser has no optional values,
+        /// so the default is put in before parsing.
+        static func insertingDefaultLibvirtURI(_ arguments: [String]) -> [String] {
+            var result: [String] = []
+            for (index, argument) in arguments.enumerated() {
+                result.append(argument)
+                guard argument == "--libvirt" else { continue }
+                let next = arguments.indices.contains(index + 1) ? arguments[index + 1] : nil
+                if next.map({ !$0.contains("://") }) ?? true { result.append(defaultLibvirtURI) }
+            }
+            return result
+        }
+
+        static let defaultLibvirtURI = "qemu:///system"
+
+        @Option(
             name: .customLong("watch"),
             help: ArgumentHelp(
                 "Record every socket matching --pattern in this directory, now or later; repeatable.",
@@ -104,13 +139,18 @@ extension QMPLogCommand {
         var targets: [String] = []
 
         func validate() throws {
-            guard !targets.isEmpty || !listenPaths.isEmpty || !watchDirectories.isEmpty else {
+            guard !targets.isEmpty || !listenPaths.isEmpty || !watchDirectories.isEmpty || !libvirtURIs.isEmpty else {
                 throw ValidationError(
-                    "Name at least one QMP monitor (qmplog record /run/qemu/vm1.qmp), --listen PATH or --watch DIR."
+                    "Name at least one QMP monitor (qmplog record /run/qemu/vm1.qmp), --listen PATH, --watch DIR or --libvirt."
                 )
             }
+            for uri in libvirtURIs where !uri.contains("://") {
+                throw ValidationError("--libvirt \(uri): not a libvirt URI (such as qemu:///system).")
+            }
             if once, !listenPaths.isEmpty || !watchDirectories.isEmpty {
-                throw ValidationError("--once applies to TARGETs only; --listen and --watch run until stopped.")
+                throw ValidationError(
+                    "--once applies to TARGETs and --libvirt only; --listen and --watch run until stopped."
+                )
             }
             if listenGroup != nil || !listenAllowUid.isEmpty, listenPaths.isEmpty {
                 throw ValidationError("--listen-group and --listen-allow-uid apply to --listen sockets; name one.")
@@ -208,6 +248,7 @@ extension QMPLogCommand {
                 targets: endpoints,
                 listenPaths: listenPaths,
                 listenAccess: try listenAccess(),
+                libvirtURIs: libvirtURIs,
                 watchDirectories: watchDirectories.map { WatchedDirectory(path: $0, pattern: pattern) },
                 once: once,
                 client: QMPClientConfiguration(
@@ -220,6 +261,7 @@ extension QMPLogCommand {
                 "Recording",
                 metadata: [
                     "store.path": "\(path)", "qmp.targets": "\(endpoints.count)", "qmp.listen": "\(listenPaths)",
+                    "libvirt.uris": "\(libvirtURIs)",
                     "watch.paths": "\(watchDirectories)", "once": "\(once)",
                 ]
             )
