@@ -42,7 +42,9 @@ struct QMPLogCommand: AsyncParsableCommand {
         } catch let error as ValidationError {
             exit(withError: error)
         } catch {
-            exit(withError: EscapedError(text: TerminalText.escaping("\(error)")))
+            // Line by line: a newline is safe, and errors listing several failures use it.
+            let lines = "\(error)".split(separator: "\n", omittingEmptySubsequences: false)
+            exit(withError: EscapedError(text: lines.map { TerminalText.escaping(String($0)) }.joined(separator: "\n")))
         }
     }
 }
