@@ -111,7 +111,7 @@ public final class LibvirtDaemon: Sendable {
     /// - Returns: its output (stdout and stderr).
     /// - Throws: when it exits with an error, with its output.
     @discardableResult
-    static func run(_ program: String, _ arguments: [String]) throws -> String {
+    public static func run(_ program: String, _ arguments: [String]) throws -> String {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("qmplog-run-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: output) }
         let child = try ChildProcess(program, arguments: arguments, outputPath: output.path)

@@ -11,10 +11,13 @@ public final class LibvirtTestDomain: Sendable {
     public let uuid: String
     public let directory: TemporaryDirectory
 
-    /// Defines and starts the domain (`virsh create`).
+    /// The domain's XML file.
+    public var xmlPath: String { directory.file("domain.xml") }
+
+    /// Writes the domain's XML and, unless `start` is false, starts it (`virsh create`).
     ///
-    /// - Parameter qemuCommandLine: `<qemu:arg value=…/>` arguments to add (a second monitor).
-    public init(daemon: LibvirtDaemon, bootSector: BootSector, qemuCommandLine: [String] = []) throws {
+    /// - Parameter extraXML: elements to add at the end of `<domain>` (a `<qemu:commandline>`).
+    public init(daemon: LibvirtDaemon, bootSector: BootSector, extraXML: String = "", start: Bool = true) throws {
         self.daemon = daemon
         uuid = UUID().uuidString.lowercased()
         name = Self.namePrefix + uuid.prefix(8)
@@ -24,38 +27,37 @@ public final class LibvirtTestDomain: Sendable {
         let image = directory.file("boot.img")
         try bootSector.diskImage.write(to: URL(fileURLWithPath: image))
         chmod(image, 0o644)
-        let xml = directory.file("domain.xml")
-        try Self.xml(name: name, uuid: uuid, image: image, qemuCommandLine: qemuCommandLine)
-            .write(toFile: xml, atomically: true, encoding: .utf8)
-        try daemon.virsh("create", xml)
+        try Self.xml(name: name, uuid: uuid, image: image, extraXML: extraXML)
+            .write(toFile: xmlPath, atomically: true, encoding: .utf8)
+        if start { try self.start() }
     }
 
-    static func xml(name: String, uuid: String, image: String, qemuCommandLine: [String]) -> String {
-        let commandLine =
-            qemuCommandLine.isEmpty
-            ? ""
-            : "<qemu:commandline>"
-                + qemuCommandLine.map { "<qemu:arg value='\($0)'/>" }.joined() + "</qemu:commandline>"
-        return """
-            <domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
-              <name>\(name)</name>
-              <uuid>\(uuid)</uuid>
-              <memory unit='MiB'>64</memory>
-              <vcpu>1</vcpu>
-              <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-              <features><acpi/></features>
-              <devices>
-                <emulator>/usr/bin/qemu-system-x86_64</emulator>
-                <disk type='file' device='disk'>
-                  <driver name='qemu' type='raw'/>
-                  <source file='\(image)'/>
-                  <target dev='hda' bus='ide'/>
-                </disk>
-                <panic model='isa'/>
-              </devices>
-              \(commandLine)
-            </domain>
-            """
+    /// `virsh create` the domain from ``xmlPath``.
+    public func start() throws {
+        try daemon.virsh("create", xmlPath)
+    }
+
+    static func xml(name: String, uuid: String, image: String, extraXML: String) -> String {
+        """
+        <domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+          <name>\(name)</name>
+          <uuid>\(uuid)</uuid>
+          <memory unit='MiB'>64</memory>
+          <vcpu>1</vcpu>
+          <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+          <features><acpi/></features>
+          <devices>
+            <emulator>/usr/bin/qemu-system-x86_64</emulator>
+            <disk type='file' device='disk'>
+              <driver name='qemu' type='raw'/>
+              <source file='\(image)'/>
+              <target dev='hda' bus='ide'/>
+            </disk>
+            <panic model='isa'/>
+          </devices>
+        \(extraXML)
+        </domain>
+        """
     }
 
     /// `virsh COMMAND DOMAIN ARGUMENTS`.
