@@ -10,7 +10,8 @@ struct HelpSnapshotTests {
         ("qmplog", QMPLogCommand.self as any ParsableCommand.Type),
         ("record", QMPLogCommand.Record.self), ("report", QMPLogCommand.Report.self),
         ("export", QMPLogCommand.Export.self), ("vms", QMPLogCommand.Vms.self), ("rollup", QMPLogCommand.Rollup.self),
-        ("demo", QMPLogCommand.Demo.self),
+        ("demo", QMPLogCommand.Demo.self), ("setup-libvirt", QMPLogCommand.Setup.Libvirt.self),
+        ("setup-proxmox", QMPLogCommand.Setup.Proxmox.self),
     ])
     func helpMatchesItsGoldenFile(_ name: String, command: any ParsableCommand.Type) throws {
         let help = QMPLogCommand.helpMessage(for: command, columns: 80)
