@@ -154,6 +154,29 @@ extension EventDatabase {
         migrator.registerMigration("v6-rollup-rebuilt") { db in
             try db.execute(sql: "DELETE FROM rollupFact; DELETE FROM rollup")
         }
+        // History imported from files (`qmplog import`): sessions with a source are not observation
+        // (reports' coverage ignores them); each imported fact is keyed so that a file imported twice,
+        // or rotated and imported again, adds nothing; a signal's sender is attached to its SHUTDOWN.
+        migrator.registerMigration("v7-imports") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE session ADD COLUMN source TEXT;
+                    CREATE TABLE importedEvent (
+                        machineId INTEGER NOT NULL REFERENCES machine(id),
+                        importKey TEXT NOT NULL,
+                        eventId INTEGER NOT NULL REFERENCES event(id),
+                        PRIMARY KEY (machineId, importKey)
+                    ) STRICT, WITHOUT ROWID;
+                    CREATE TABLE signalSender (
+                        eventId INTEGER PRIMARY KEY REFERENCES event(id),
+                        signal INTEGER NOT NULL,
+                        pid INTEGER,
+                        program TEXT,
+                        evidenceEventId INTEGER NOT NULL REFERENCES event(id)
+                    ) STRICT;
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -38,7 +38,7 @@ extension EventDatabase {
         }
     }
 
-    private static func upsertMachine(_ identity: MachineIdentity, seenAt: Int64, in db: Database) throws -> Int64 {
+    static func upsertMachine(_ identity: MachineIdentity, seenAt: Int64, in db: Database) throws -> Int64 {
         try db.execute(
             sql: """
                 INSERT INTO machine (identity, name, uuid, endpoint, firstSeen, lastSeen)

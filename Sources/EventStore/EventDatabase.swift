@@ -26,6 +26,9 @@ public struct EventDatabase: Sendable {
     public let path: String?
     /// Checkpoints the WAL beside the writer (a recording database only).
     private(set) var checkpointer: WALCheckpointer?
+    /// Whether the schema knows imported history (v7): a reader of a file an older recorder still
+    /// writes sees no `session.source` column, and no imported session either.
+    let knowsImports: Bool
     /// What this process's writes established: verified sessions, `lastSeen` written (see ``WriteLedger``).
     let ledger = WriteLedger()
 
@@ -35,6 +38,7 @@ public struct EventDatabase: Sendable {
     public init(writer: any DatabaseWriter, path: String? = nil) throws {
         self.writer = writer
         self.path = path
+        self.knowsImports = true
         let label = path ?? "in-memory database"
         do {
             if try writer.read({ try Self.migrator.hasBeenSuperseded($0) }) {
@@ -123,6 +127,7 @@ public struct EventDatabase: Sendable {
         self.writer = pool
         self.path = path
         let applied = try pool.read { try Self.migrator.appliedIdentifiers($0) }
+        self.knowsImports = applied.contains("v7-imports")
         if try pool.read({ try Self.migrator.hasBeenSuperseded($0) }) {
             throw EventStoreError(code: .schemaTooNew, message: "\(path) was written by a newer qmplog")
         }

@@ -15,17 +15,19 @@ extension EventDatabase {
     /// Every VM by display name, with what `qmplog vms` shows; `stateEvents` are the event names
     /// that move a run state (the latest session's are returned, in arrival order).
     public func machineOverviews(stateEvents: [String]) async throws -> [MachineOverview] {
-        try await writer.read { db in
+        // The latest session qmplog watched: imported history says nothing of the state now.
+        let recorded = knowsImports ? "s.machineId = m.id AND s.source IS NULL" : "s.machineId = m.id"
+        return try await writer.read { db in
             let rows = try Row.fetchAll(
                 db,
                 sql: """
                     SELECT m.id,
                            (SELECT COUNT(*) FROM event e WHERE e.machineId = m.id) AS events,
-                           (SELECT s.initialStatus FROM session s WHERE s.machineId = m.id
+                           (SELECT s.initialStatus FROM session s WHERE \(recorded)
                             ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS status,
-                           (SELECT s.endedAt IS NULL FROM session s WHERE s.machineId = m.id
+                           (SELECT s.endedAt IS NULL FROM session s WHERE \(recorded)
                             ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS attached,
-                           (SELECT s.id FROM session s WHERE s.machineId = m.id
+                           (SELECT s.id FROM session s WHERE \(recorded)
                             ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS lastSession
                     FROM machine m ORDER BY COALESCE(m.name, m.uuid, m.endpoint)
                     """

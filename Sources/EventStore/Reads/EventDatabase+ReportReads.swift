@@ -84,9 +84,11 @@ extension EventDatabase {
     /// Events handed over at once by ``forEachEvent(named:in:_:)``.
     static let eventBatch = 512
 
-    /// Sessions of these VMs (`nil`: all) that overlap [`from`, `until`), in VM, start order.
+    /// Sessions of these VMs (`nil`: all) that overlap [`from`, `until`), in VM, start order: the
+    /// time qmplog watched (imported history is no observation, see ``importHistory(_:importedAt:)``).
     public func sessions(overlappingFrom from: Int64?, until: Int64, machineIds: [Int64]?) async throws -> [Session] {
         var sql = "SELECT * FROM session WHERE startedAt < ? AND (endedAt IS NULL OR endedAt >= ?)"
+        if knowsImports { sql += " AND source IS NULL" }
         var arguments: StatementArguments = [until, from ?? Int64.min]
         EventSQL.appendMachines(machineIds, to: &sql, arguments: &arguments, column: "machineId")
         sql += " ORDER BY machineId, startedAt, id"

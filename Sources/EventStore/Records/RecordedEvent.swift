@@ -71,6 +71,9 @@ public struct Session: Codable, Sendable, Hashable, FetchableRecord, TableRecord
     public var startedAt: Int64
     public var endedAt: Int64?
     public var endReason: String?
+    /// Where an imported session's events came from (`libvirt-log:PATH`, `virsh:PATH`); `nil` for
+    /// sessions qmplog recorded.
+    public var source: String?
 
     public enum Columns {
         public static let id = Column(CodingKeys.id)

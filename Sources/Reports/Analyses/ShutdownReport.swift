@@ -27,7 +27,8 @@ enum ShutdownReport {
         try count(scan, into: &facts, pending: pending) { time, initiator in
             if let interval = data.query.interval { series[interval.bucket(of: time), default: Tally()].add(initiator) }
         }
-        return result(facts, series: series, data: data)
+        let senders = try await data.database.signalSenders(in: data.selection())
+        return result(facts, series: series, senders: senders, data: data)
     }
 
     /// Classifies the SHUTDOWNs in `data`'s window into `facts`; `each` sees every counted one.
@@ -83,7 +84,12 @@ enum ShutdownReport {
         return values + [.count(tally.counts.values.reduce(0, +))]
     }
 
-    static func result(_ facts: FactTally, series: [Int64: Tally<Initiator>], data: ReportData) -> ReportResult {
+    static func result(
+        _ facts: FactTally,
+        series: [Int64: Tally<Initiator>],
+        senders: [SignalSenderFact] = [],
+        data: ReportData
+    ) -> ReportResult {
         let query = data.query
         let initiatorOf = { (key: [String]) in key.count == 2 ? Initiator(rawValue: key[0]) : nil }
         let byInitiator = facts.tally(initiatorOf)
@@ -135,6 +141,23 @@ enum ShutdownReport {
                 at: 0
             )
         }
+        if !senders.isEmpty {
+            // Known only from imported libvirt logs (qmplog import libvirt-log): who signalled QEMU.
+            tables.append(
+                ReportTable(
+                    name: "signal_senders",
+                    title: "Who signalled QEMU (from libvirt's logs)",
+                    columns: ["vm", "time", "signal", "pid", "program"],
+                    rows: senders.map { sender in
+                        [
+                            .text(data.name(of: sender.machineId)), .time(sender.time),
+                            .text(Self.signalName(sender.signal)), sender.pid.map(ReportValue.integer) ?? .null,
+                            .optional(sender.program),
+                        ]
+                    }
+                )
+            )
+        }
         let window = query.powerdownWindow / 1_000_000
         return ReportResult(
             report: "shutdowns",
@@ -146,8 +169,21 @@ enum ShutdownReport {
                     + "QEMU flags the guest's response to a host power-button press as guest-initiated.",
                 "A SHUTDOWN repeated in one session without a RESUME or RESET between is one shutdown (QEMU repeats it on some signals).",
                 "unknown: QEMU older than 2.10 sends no guest flag.",
-                "Only shutdowns that happened while qmplog was attached are counted; see 'report summary' for gaps.",
+                "Only shutdowns that happened while qmplog was attached, or that were imported from history "
+                    + "(qmplog import), are counted; see 'report summary' for gaps.",
             ]
         )
+    }
+
+    /// `SIGTERM` for 15: the signals that end QEMU by name.
+    static func signalName(_ signal: Int64) -> String {
+        switch signal {
+        case 1: "SIGHUP"
+        case 2: "SIGINT"
+        case 3: "SIGQUIT"
+        case 9: "SIGKILL"
+        case 15: "SIGTERM"
+        default: "signal \(signal)"
+        }
     }
 }
