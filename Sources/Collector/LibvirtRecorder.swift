@@ -24,29 +24,9 @@ struct LibvirtRecorder: Sendable {
     ///
     /// - Returns: the last error if the last attempt failed, for the `once` summary.
     func run() async -> (any Error)? {
-        var attempt = 0
-        var generator = SystemRandomNumberGenerator()
-        var lastError: (any Error)?
-        while !Task.isCancelled {
-            do {
-                try await recordConnection { attempt = 0 }
-                lastError = nil
-            } catch {
-                if Task.isCancelled { return nil }
-                lastError = error
-                logger.warning("Recording failed", metadata: ["libvirt.uri": "\(uri)", "error": "\(error)"])
-            }
-            if configuration.once || Task.isCancelled { return lastError }
-            let delay = configuration.reconnect.delay(forAttempt: attempt, using: &generator)
-            attempt += 1
-            logger.debug("Reconnecting", metadata: ["libvirt.uri": "\(uri)", "delay": "\(delay)"])
-            do {
-                try await Task.sleep(for: delay)
-            } catch {
-                return nil
-            }
+        await sessions.retrying(["libvirt.uri": "\(uri)"]) { connected in
+            try await recordConnection(connected: connected)
         }
-        return nil
     }
 
     /// Records one connection until it closes (throwing why) or the task is cancelled.

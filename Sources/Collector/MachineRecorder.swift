@@ -22,37 +22,22 @@ struct MachineRecorder: Sendable {
     ///
     /// - Returns: the last error if the last attempt failed, for the `once` summary.
     func run() async -> (any Error)? {
-        var attempt = 0
-        var generator = SystemRandomNumberGenerator()
-        var lastError: (any Error)?
-        while !Task.isCancelled {
-            do {
-                let permit = try await sessions.attaches.acquire()
-                defer { permit.release() }
-                try await QMPClient.withConnection(to: endpoint, configuration: configuration.client) { connection in
-                    attempt = 0
-                    try await sessions.record(connection, permit: permit)
+        await sessions.retrying(
+            ["qmp.endpoint": "\(endpoint)"],
+            isFinished: {
+                guard stopWhenSocketRemoved, case .unixSocket(let path) = endpoint, access(path, F_OK) != 0 else {
+                    return false
                 }
-                lastError = nil
-            } catch {
-                if Task.isCancelled { return nil }
-                lastError = error
-                logger.warning("Recording failed", metadata: ["qmp.endpoint": "\(endpoint)", "error": "\(error)"])
-            }
-            if configuration.once { return lastError }
-            if stopWhenSocketRemoved, case .unixSocket(let path) = endpoint, access(path, F_OK) != 0 {
                 logger.info("Socket removed; no longer watching it", metadata: ["qmp.endpoint": "\(endpoint)"])
-                return nil
+                return true
             }
-            let delay = configuration.reconnect.delay(forAttempt: attempt, using: &generator)
-            attempt += 1
-            logger.debug("Reconnecting", metadata: ["qmp.endpoint": "\(endpoint)", "delay": "\(delay)"])
-            do {
-                try await Task.sleep(for: delay)
-            } catch {
-                return nil
+        ) { connected in
+            let permit = try await sessions.attaches.acquire()
+            defer { permit.release() }
+            try await QMPClient.withConnection(to: endpoint, configuration: configuration.client) { connection in
+                connected()
+                try await sessions.record(connection, permit: permit)
             }
         }
-        return nil
     }
 }
