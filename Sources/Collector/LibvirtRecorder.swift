@@ -36,7 +36,7 @@ struct LibvirtRecorder: Sendable {
             try LibvirtConnection(uri: uri) { queue.put($0) }
         }
         connected()
-        let version = connection.hypervisorVersion()
+        let version = await Self.blocking { connection.hypervisorVersion() }
         var domains = DomainSessions(recorder: self, connection: connection, qemuVersion: version)
         logger.info(
             "Connected to libvirt",
@@ -78,12 +78,9 @@ struct LibvirtRecorder: Sendable {
         }
     }
 
-    static func blocking(_ body: @escaping @Sendable () -> Void) async {
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                body()
-                continuation.resume()
-            }
+            DispatchQueue.global().async { continuation.resume(returning: body()) }
         }
     }
 }

@@ -37,11 +37,8 @@ extension EventDatabase {
         let row = EventRowBinder(prepared: insertEvent)
         for imported in history.events {
             let time = imported.event.time ?? imported.event.received
-            if try Bool.fetchOne(
-                db,
-                sql: "SELECT 1 FROM importedEvent WHERE machineId = ? AND importKey = ?",
-                arguments: [machineId, imported.importKey]
-            ) != nil {
+            let known = try db.cachedStatement(sql: "SELECT 1 FROM importedEvent WHERE machineId = ? AND importKey = ?")
+            if try Bool.fetchOne(known, arguments: [machineId, imported.importKey]) != nil {
                 outcome.alreadyImported += 1
                 continue
             }
@@ -59,10 +56,8 @@ extension EventDatabase {
             event.seq = seq
             try row.insert(event, in: db)
             let eventId = db.lastInsertedRowID
-            try db.execute(
-                sql: "INSERT INTO importedEvent (machineId, importKey, eventId) VALUES (?, ?, ?)",
-                arguments: [machineId, imported.importKey, eventId]
-            )
+            try db.cachedStatement(sql: "INSERT INTO importedEvent (machineId, importKey, eventId) VALUES (?, ?, ?)")
+                .execute(arguments: [machineId, imported.importKey, eventId])
             outcome.added += 1
             if let sender = imported.sender,
                 try attach(sender, evidence: eventId, machineId: machineId, at: time, in: db)
@@ -118,13 +113,15 @@ extension EventDatabase {
         outside session: Int64,
         in db: Database
     ) throws -> Bool {
-        try Bool.fetchOne(
-            db,
+        let nearby = try db.cachedStatement(
             sql: """
                 SELECT 1 FROM event
                 WHERE machineId = ? AND \(EventSQL.effectiveTime) BETWEEN ? AND ? AND name = ? AND sessionId != ?
                 LIMIT 1
-                """,
+                """
+        )
+        return try Bool.fetchOne(
+            nearby,
             arguments: [machineId, time - importMatchWindow, time + importMatchWindow, name, session]
         ) != nil
     }
