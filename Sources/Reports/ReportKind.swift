@@ -14,6 +14,8 @@ public enum ReportKind: String, Sendable, CaseIterable {
     case watchdog
     /// Time per VM running, paused, suspended, shut down and unknown.
     case states
+    /// Every end of a VM's run, classified (guest-poweroff, host-signal, killed, …), and crash loops.
+    case stops
 
     /// Runs this report on `database` (opened read-only by the caller).
     ///
@@ -28,6 +30,7 @@ public enum ReportKind: String, Sendable, CaseIterable {
         case .resets: result = try await ResetReport.run(data)
         case .watchdog: result = try await WatchdogReport.run(data)
         case .states: result = try await StateReport.run(data)
+        case .stops: result = try await StopReport.run(data)
         }
         // `until` shows when the report ran; without --until, later-stamped events still count.
         if query.until == nil {

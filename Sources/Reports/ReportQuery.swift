@@ -14,6 +14,10 @@ public struct ReportQuery: Sendable, Hashable {
     public var byMachine: Bool
     /// How long after a POWERDOWN a guest SHUTDOWN counts as host-requested, in microseconds.
     public var powerdownWindow: Int64
+    /// A crash loop (`report stops`): at least this many panics, watchdog firings or kills …
+    public var crashLoopCount: Int
+    /// … within this many microseconds.
+    public var crashLoopWindow: Int64
     /// The present, for open sessions and the default end of the window.
     public var now: Int64
 
@@ -24,6 +28,8 @@ public struct ReportQuery: Sendable, Hashable {
         interval: ReportInterval? = nil,
         byMachine: Bool = false,
         powerdownWindow: Int64 = 300_000_000,
+        crashLoopCount: Int = 3,
+        crashLoopWindow: Int64 = 600_000_000,
         now: Int64
     ) {
         self.since = since
@@ -32,6 +38,8 @@ public struct ReportQuery: Sendable, Hashable {
         self.interval = interval
         self.byMachine = byMachine
         self.powerdownWindow = powerdownWindow
+        self.crashLoopCount = crashLoopCount
+        self.crashLoopWindow = crashLoopWindow
         self.now = now
     }
 
