@@ -39,7 +39,7 @@ public enum RollupBuilder {
             case .resets: try ResetReport.count(data, into: &tally)
             case .watchdog: try WatchdogReport.count(data, into: &tally)
             case .states: tally = try await StateReport.rollupFacts(data)
-            case .stops: continue  // always read from the events (stops are few; they need whole runs)
+            case .stops: tally = try await StopReport.rollupFacts(data)
             }
             facts += tally.facts(report: kind.rawValue)
         }

@@ -31,6 +31,8 @@ struct RealLibvirtTests {
         #expect(shutdowns.value("shutdowns") == .integer(1))
         #expect(shutdowns.value("guest") == .integer(1))
         #expect(shutdowns.value("duplicates_ignored") == .integer(1))
+        // report stops: one run, one stop
+        #expect(try await recorded.stopClasses() == ["guest-poweroff"])
     }
 
     @Test func virshShutdownAnsweredByTheGuestIsAHostRequestedACPIShutdown() async throws {
@@ -56,6 +58,8 @@ struct RealLibvirtTests {
         let shutdowns = try await recorded.report(.shutdowns)
         #expect(shutdowns.value("host_requested_acpi") == .integer(1))
         #expect(shutdowns.value("shutdowns") == .integer(1))
+        // report stops: one run, one stop
+        #expect(try await recorded.stopClasses() == ["host-acpi"])
     }
 
     @Test func virshDestroyIsAHostSignalShutdownAndEndsTheRun() async throws {
@@ -67,6 +71,8 @@ struct RealLibvirtTests {
         )
         #expect(recorded.sessions.map(\.endReason) == ["domain-stopped: destroyed"])
         #expect(try await recorded.report(.shutdowns).value("host") == .integer(1))
+        // report stops: one run, one stop
+        #expect(try await recorded.stopClasses() == ["host-signal"])
     }
 
     @Test func virshResetIsOneHostResetWhateverTheFirmwareAdds() async throws {
@@ -87,6 +93,8 @@ struct RealLibvirtTests {
         let resets = try await recorded.report(.resets)
         #expect(resets.value("host") == .integer(1))
         #expect(resets.value("guest") == .integer(0))
+        // report stops: one run, one stop
+        #expect(try await recorded.stopClasses() == ["host-signal"])
     }
 
     @Test func suspendAndResumeArePauseTimeInTheStatesReport() async throws {
@@ -111,6 +119,8 @@ struct RealLibvirtTests {
             return
         }
         #expect(microseconds >= 900_000 && microseconds < 10_000_000)
+        // report stops: one run, one stop
+        #expect(try await recorded.stopClasses() == ["host-signal"])
     }
 
     @Test func pvpanicIsAPanicAndLibvirtsCrashActionEndsTheRun() async throws {
@@ -125,6 +135,8 @@ struct RealLibvirtTests {
         )
         #expect(recorded.sessions.map(\.endReason) == ["domain-stopped: crashed"])
         #expect(try await recorded.report(.panics).value("panics") == .integer(1))
+        // report stops: one run, one stop
+        #expect(try await recorded.stopClasses() == ["guest-panic"])
     }
 
     @Test func killedQEMULeavesNoShutdownAndTheRunEndsAsFailed() async throws {
@@ -136,6 +148,8 @@ struct RealLibvirtTests {
         #expect(recorded.events == [EventSummary("RESUME")])
         #expect(recorded.sessions.map(\.endReason) == ["domain-stopped: failed"])
         #expect(try await recorded.report(.shutdowns).value("shutdowns") == .integer(0))
+        // report stops: one run, one stop
+        #expect(try await recorded.stopClasses() == ["killed"])
     }
 
     @Test func libvirtdRestartedWhileADomainRunsIsAGapThenANewSession() async throws {
@@ -161,6 +175,8 @@ struct RealLibvirtTests {
         )
         let gap = try #require(recorded.sessions.last?.startedAt) - (try #require(recorded.sessions.first?.endedAt))
         #expect(gap > 0)
+        // report stops: one run, one stop
+        #expect(try await recorded.stopClasses() == ["host-signal"])
     }
 
     // MARK: - Helpers
@@ -170,6 +186,14 @@ struct RealLibvirtTests {
         var events: [EventSummary]
         var sessions: [Session]
         var database: EventDatabase
+
+        /// The classes of `report stops`' incidents for the domain.
+        func stopClasses() async throws -> [String] {
+            let incidents = try await report(.stops).tables.first { $0.name == "incidents" }
+            return (incidents?.rows ?? []).map { row in
+                if case .text(let text) = row[2] { text } else { "?" }
+            }
+        }
 
         func report(_ kind: ReportKind) async throws -> ReportResult {
             try await kind.run(

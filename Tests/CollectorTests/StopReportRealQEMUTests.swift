@@ -129,7 +129,8 @@ struct StopReportRealQEMUTests {
             if atSessionEnd {
                 #expect(row[1] == .time(try #require(sessions.first?.endedAt)))
             }
-            #expect(stops.summary.first { $0.key == stopClass }?.value == .integer(1))
+            let key = stopClass.replacingOccurrences(of: "-", with: "_")
+            #expect(stops.summary.first { $0.key == key }?.value == .integer(1))
             #expect(stops.summary.first { $0.key == "stops" }?.value == .integer(1))
         }
     }

@@ -133,3 +133,24 @@ struct ReportGoldenTests {
         #expect(result.value("duplicates_ignored") == .integer(1))
     }
 }
+
+extension ReportGoldenTests {
+    @Test func stopsClassifyEveryRunOfTheFleet() async throws {
+        let fleet = try await Self.makeFleet()
+        defer { fleet.remove() }
+        let result = try await fleet.run(.stops)
+        // alpha: quit, guest ACPI off, SIGTERM; beta: quit after a reset, pvpanic poweroff, guest off
+        // held by -no-shutdown then quit (one stop); gamma: -no-reboot reset, quit after an unanswered
+        // POWERDOWN, quit after a panic pause; delta: POWERDOWN answered by the guest.
+        #expect(result.value("stops") == .integer(10))
+        #expect(result.value("host_qmp_quit") == .integer(4))
+        #expect(result.value("guest_poweroff") == .integer(2))
+        #expect(result.value("host_acpi") == .integer(1))
+        #expect(result.value("host_signal") == .integer(1))
+        #expect(result.value("guest_panic") == .integer(1))
+        #expect(result.value("guest_reset_no_reboot") == .integer(1))
+        #expect(result.value("killed") == .integer(0))
+        // delta: a watchdog reset and two panics within 5 minutes
+        #expect(result.value("crash_loops") == .integer(1))
+    }
+}

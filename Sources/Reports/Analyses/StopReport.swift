@@ -22,6 +22,9 @@ enum StopReport {
         /// A SHUTDOWN with another reason (host-error, host-ui, …, or none from QEMU < 4.0).
         case other
         case unknown
+
+        /// The class as a JSON key or column name (`guest_poweroff`); values keep the hyphen.
+        var key: String { String(rawValue.map { $0 == "-" ? "_" : $0 }) }
     }
 
     struct Stop {
@@ -50,15 +53,33 @@ enum StopReport {
     static let panicRepeatWindow: Int64 = 5_000_000
 
     static func run(_ data: ReportData) async throws -> ReportResult {
+        let (stops, loops) = try await analyze(data)
+        return result(stops, loops: loops, data: data)
+    }
+
+    /// The stops and crash loops in `data`'s window (also counted by `report summary`).
+    static func analyze(_ data: ReportData) async throws -> (stops: [Stop], loops: [CrashLoop]) {
         let query = data.query
         let lookback = query.powerdownWindow + query.crashLoopWindow
         var timelines: [Int64: [Item]] = [:]
+        var order: Int32 = 0
         try data.forEachEvent(named: eventNames, lookback: lookback) { event in
-            timelines[event.machineId, default: []].append(.event(event))
+            order &+= 1
+            let item = Item(event, order: order)
+            // A RESUME or RESET right after another changes nothing: most of a busy VM's events.
+            if item.kind == .runs, let last = timelines[event.machineId]?.last, last.kind == .runs,
+                last.time <= item.time
+            {
+                return
+            }
+            timelines[event.machineId, default: []].append(item)
         }
-        for session in try await data.sessions() {
-            timelines[session.machineId, default: []].append(.start(session))
-            if let end = session.endedAt { timelines[session.machineId, default: []].append(.end(session, end)) }
+        let sessions = try await data.sessions()
+        for (index, session) in sessions.enumerated() {
+            timelines[session.machineId, default: []].append(Item(start: session, index: index))
+            if let end = session.endedAt {
+                timelines[session.machineId, default: []].append(Item(end: end, index: index))
+            }
         }
         let senders = try await data.database.signalSenders(in: data.selection(lookback: lookback))
         var sendersAt: [Int64: [Int64: SignalSenderFact]] = [:]
@@ -66,237 +87,116 @@ enum StopReport {
 
         var stops: [Stop] = []
         var loops: [CrashLoop] = []
-        for (machineId, items) in timelines {
+        for (machineId, var items) in timelines {
+            timelines[machineId] = nil
+            items.sort { ($0.time, $0.kind.rank, $0.order) < ($1.time, $1.kind.rank, $1.order) }
             var walk = Walk(machineId: machineId, query: query, senders: sendersAt[machineId] ?? [:])
-            for item in items.enumerated().sorted(by: Item.precedes).map(\.element) { walk.apply(item) }
+            for item in items { walk.apply(item, sessions: sessions) }
             walk.matchLibvirtLines()
             stops += walk.stops
             loops += crashLoops(walk.crashes.sorted(), machineId: machineId, query: query)
         }
         stops = stops.filter { query.contains($0.time) }.sorted { ($0.time, $0.machineId) < ($1.time, $1.machineId) }
         loops = loops.filter { query.contains($0.until) }.sorted { ($0.from, $0.machineId) < ($1.from, $1.machineId) }
-        return result(stops, loops: loops, data: data)
+        return (stops, loops)
     }
 
-    /// One VM's events and session bounds, in time order.
-    enum Item {
-        case start(Session)
-        case event(EventFacts)
-        case end(Session, Int64)
-
-        var time: Int64 {
-            switch self {
-            case .start(let session): session.startedAt
-            case .event(let event): event.time
-            case .end(_, let time): time
+    /// The crash loops in `data`'s window, for `report summary`: from the rollup where it can answer
+    /// (the loops it holds, and a scan of what came after), else from the events.
+    static func crashLoops(_ data: ReportData) async throws -> [CrashLoop] {
+        let query = data.query
+        let defaults = ReportQuery(now: query.now)
+        guard query.crashLoopCount == defaults.crashLoopCount, query.crashLoopWindow == defaults.crashLoopWindow,
+            let rollup = try await data.rollup(for: ReportKind.stops.rawValue),
+            rollup.facts.contains(where: { $0.report == ReportKind.stops.rawValue && $0.key == rollupMarker })
+        else { return try await analyze(data).loops }
+        var facts = FactTally()
+        facts.load(rollup.facts.filter { $0.report == ReportKind.stops.rawValue }, for: data)
+        var loops: [CrashLoop] = []
+        for (machineId, keys) in facts.values {
+            for (key, count) in keys where key.count == 3 && key[0] == "loop" {
+                guard let from = Int64(key[1]), let until = Int64(key[2]) else { continue }
+                loops.append(CrashLoop(machineId: machineId, from: from, until: until, count: Int(count)))
             }
         }
-
-        /// At one instant a session starts before its events, and ends after them.
-        var rank: Int {
-            switch self {
-            case .start: 0
-            case .event: 1
-            case .end: 2
-            }
-        }
-
-        /// Time order; ties keep the rank, then arrival order.
-        static func precedes(_ lhs: (offset: Int, element: Item), _ rhs: (offset: Int, element: Item)) -> Bool {
-            (lhs.element.time, lhs.element.rank, lhs.offset) < (rhs.element.time, rhs.element.rank, rhs.offset)
-        }
+        // The rollup holds the loops that ended a window before its cut: no later crash extends them.
+        let boundary = rollup.cut - query.crashLoopWindow
+        let recent = try await analyze(data.narrowed(since: boundary)).loops.filter { $0.until >= boundary }
+        return (loops + recent).sorted { ($0.from, $0.machineId) < ($1.from, $1.machineId) }
     }
 
-    /// Walks one VM's timeline.
-    struct Walk {
-        let machineId: Int64
-        let query: ReportQuery
-        let senders: [Int64: SignalSenderFact]
-        var stops: [Stop] = []
-        /// Panics, watchdog firings and kills: what a crash loop counts.
-        var crashes: [Int64] = []
-        /// The run has stopped (a SHUTDOWN) and not run again since.
-        private var stopped = false
-        private var lastPowerdown: Int64?
-        private var panic: (time: Int64, action: String?)?
-        private var watchdog: (time: Int64, action: String?)?
-        private var lastPanic: Int64?
-        /// When the previous session ended without the VM's end being seen (the recorder stopped).
-        private var unwatchedSince: Int64?
-        private var lastDomainId: String?
-        /// Imported `shutting down` lines, with what preceded each in its run.
-        private var libvirtLines: [(time: Int64, reason: String, stopped: Bool, panic: String??, sawRun: Bool)] = []
-        /// Events of the current run were seen (a transcript or a recorder covered it).
-        private var sawRun = false
-
-        init(machineId: Int64, query: ReportQuery, senders: [Int64: SignalSenderFact]) {
-            self.machineId = machineId
-            self.query = query
-            self.senders = senders
+    /// What the rollup keeps of `data` (the history before the cut): the crash loops no later crash
+    /// can extend, and a marker that it kept them.
+    static func rollupFacts(_ data: ReportData) async throws -> FactTally {
+        var tally = FactTally()
+        tally.add(0, rollupMarker)
+        let boundary = (data.query.until ?? data.query.now) - data.query.crashLoopWindow
+        for loop in try await analyze(data).loops where loop.until < boundary {
+            tally.add(loop.machineId, ["loop", String(loop.from), String(loop.until)], Int64(loop.count))
         }
+        return tally
+    }
 
-        mutating func apply(_ item: Item) {
-            switch item {
-            case .start(let session): start(session)
-            case .event(let event): apply(event)
-            case .end(let session, let time): end(session, at: time)
+    static let rollupMarker = ["crash-loops"]
+
+    /// One VM's event or session bound, kept small: a busy history has millions.
+    struct Item {
+        enum Kind: UInt8 {
+            /// A session starts; `order` is its index in the sessions read.
+            case start
+            case shutdown, powerdown
+            /// RESUME or RESET: the guest runs (again).
+            case runs
+            case panic, watchdog, libvirtShutdown
+            /// A session ends; `order` is its index.
+            case end
+
+            /// At one instant a session starts before its events, and ends after them.
+            var rank: UInt8 {
+                switch self {
+                case .start: 0
+                case .end: 2
+                default: 1
+                }
             }
         }
 
-        private mutating func start(_ session: Session) {
-            let domainId = session.endpoint.hasPrefix("libvirt:") ? session.peer : nil
-            let freshRun = session.initialStatus == "prelaunch" || (domainId != nil && domainId != lastDomainId)
-            if let since = unwatchedSince, freshRun {
-                stops.append(
-                    Stop(
-                        machineId: machineId,
-                        time: since,
-                        stopClass: .unknown,
-                        evidence: "not watched from \(Timestamp.rfc3339(microseconds: since)) until "
-                            + "\(Timestamp.rfc3339(microseconds: session.startedAt)), when it had started again"
-                    )
-                )
-            }
-            if freshRun { newRun() }
-            unwatchedSince = nil
-            lastDomainId = domainId ?? lastDomainId
-        }
+        var time: Int64
+        var kind: Kind
+        var guest: Bool?
+        /// Arrival order among events; the session's index for a bound.
+        var order: Int32
+        var reason: String?
+        var action: String?
 
-        /// The guest runs again (RESUME, RESET): what stopped or paused it is over.
-        private mutating func resetRun() {
-            stopped = false
-            panic = nil
-            watchdog = nil
-        }
-
-        /// Another QEMU process: nothing of the last one carries over.
-        private mutating func newRun() {
-            resetRun()
-            sawRun = false
-        }
-
-        private mutating func apply(_ event: EventFacts) {
-            if event.name != "LIBVIRT_SHUTDOWN" { sawRun = true }
+        init(_ event: EventFacts, order: Int32) {
+            time = event.time
+            self.order = order
             switch event.name {
-            case "SHUTDOWN":
-                guard !stopped else { return }
-                stopped = true
-                let (stopClass, evidence) = classify(event)
-                stops.append(Stop(machineId: machineId, time: event.time, stopClass: stopClass, evidence: evidence))
-            case "RESUME", "RESET":
-                resetRun()
-            case "POWERDOWN":
-                lastPowerdown = event.time
-            case "GUEST_PANICKED":
-                panic = (event.time, event.action)
-                if let last = lastPanic, event.time - last <= StopReport.panicRepeatWindow {
-                    lastPanic = event.time
-                    return
-                }
-                lastPanic = event.time
-                crashes.append(event.time)
-            case "WATCHDOG":
-                watchdog = (event.time, event.action)
-                if event.action != "none", event.action != "debug" { crashes.append(event.time) }
-            case "LIBVIRT_SHUTDOWN":
-                libvirtLines.append((event.time, event.reason ?? "(none)", stopped, panic.map(\.action), sawRun))
-                newRun()
-            default:
-                break
+            case "SHUTDOWN": kind = .shutdown
+            case "POWERDOWN": kind = .powerdown
+            case "GUEST_PANICKED": kind = .panic
+            case "WATCHDOG": kind = .watchdog
+            case "LIBVIRT_SHUTDOWN": kind = .libvirtShutdown
+            default: kind = .runs
             }
+            if kind == .shutdown || kind == .libvirtShutdown {
+                guest = event.guest
+                reason = event.reason
+            }
+            if kind == .panic || kind == .watchdog { action = event.action }
         }
 
-        private func classify(_ event: EventFacts) -> (StopClass, String) {
-            let shutdown = "SHUTDOWN guest=\(event.guest.map(String.init) ?? "?") reason=\(event.reason ?? "(none)")"
-            switch event.reason {
-            case "guest-shutdown":
-                if let powerdown = lastPowerdown, event.time >= powerdown,
-                    event.time - powerdown <= query.powerdownWindow
-                {
-                    return (.hostACPI, "POWERDOWN at \(Timestamp.rfc3339(microseconds: powerdown)), then \(shutdown)")
-                }
-                if let watchdog, event.time - watchdog.time <= StopReport.watchdogWindow {
-                    return (.watchdog, "WATCHDOG action=\(watchdog.action ?? "?"), then \(shutdown)")
-                }
-                return (.guestPoweroff, shutdown)
-            case "host-signal":
-                guard let sender = senders[event.time] else { return (.hostSignal, shutdown) }
-                let program = sender.program ?? "an unknown process"
-                let pid = sender.pid.map { "pid \($0) " } ?? ""
-                return (
-                    .hostSignal,
-                    "\(shutdown): \(ShutdownReport.signalName(sender.signal)) from \(pid)(\(program))"
-                )
-            case "host-qmp-quit": return (.hostQMPQuit, shutdown)
-            case "guest-panic":
-                return (
-                    .guestPanic,
-                    panic.map { "GUEST_PANICKED action=\($0.action ?? "?"), then " }.map { $0 + shutdown } ?? shutdown
-                )
-            case "guest-reset": return (.guestResetNoReboot, shutdown)
-            default:
-                if event.reason == nil, event.guest == true { return (.guestPoweroff, shutdown) }
-                return (.other, shutdown)
-            }
+        init(start session: Session, index: Int) {
+            time = session.startedAt
+            kind = .start
+            order = Int32(clamping: index)
         }
 
-        private mutating func end(_ session: Session, at time: Int64) {
-            let reason = session.endReason ?? ""
-            let qemuGone = reason == "eof" || reason.hasPrefix("domain-stopped")
-            guard qemuGone else {
-                unwatchedSince = time
-                return
-            }
-            defer {
-                newRun()
-                lastDomainId = nil
-            }
-            guard !stopped else { return }
-            let closed =
-                reason == "eof" ? "the monitor closed with no SHUTDOWN" : "libvirt: \(reason), with no SHUTDOWN"
-            if let panic {
-                stops.append(
-                    Stop(
-                        machineId: machineId,
-                        time: time,
-                        stopClass: .guestPanic,
-                        evidence: "GUEST_PANICKED action=\(panic.action ?? "?"), then \(closed)"
-                    )
-                )
-            } else if let watchdog, watchdog.action != "none", watchdog.action != "debug" {
-                stops.append(
-                    Stop(
-                        machineId: machineId,
-                        time: time,
-                        stopClass: .watchdog,
-                        evidence: "WATCHDOG action=\(watchdog.action ?? "?"), then \(closed)"
-                    )
-                )
-            } else {
-                stops.append(Stop(machineId: machineId, time: time, stopClass: .killed, evidence: closed))
-                crashes.append(time)
-            }
-        }
-
-        /// A run's end that only an imported libvirt log tells (`shutting down, reason=…` with no stop
-        /// near it): after a panic, the panic's; `crashed` in a run whose events were seen (QEMU died
-        /// with no SHUTDOWN), killed; otherwise nobody watched it.
-        mutating func matchLibvirtLines() {
-            for line in libvirtLines
-            where !line.stopped && !stops.contains(where: { abs($0.time - line.time) <= StopReport.libvirtLineWindow })
-            {
-                let logged = "libvirt's log: shutting down, reason=\(line.reason)"
-                let (stopClass, evidence): (StopClass, String) =
-                    if let action = line.panic {
-                        (.guestPanic, "GUEST_PANICKED action=\(action ?? "?"), then \(logged)")
-                    } else if line.reason == "crashed", line.sawRun {
-                        (.killed, "no SHUTDOWN, then \(logged)")
-                    } else {
-                        (.unknown, logged)
-                    }
-                stops.append(Stop(machineId: machineId, time: line.time, stopClass: stopClass, evidence: evidence))
-                if stopClass == .killed { crashes.append(line.time) }
-            }
+        init(end: Int64, index: Int) {
+            time = end
+            kind = .end
+            order = Int32(clamping: index)
         }
     }
 
@@ -332,7 +232,7 @@ enum StopReport {
             byMachine[stop.machineId, default: Tally()].add(stop.stopClass)
         }
         var summary: [(key: String, value: ReportValue)] = [("stops", .count(stops.count))]
-        summary += StopClass.allCases.map { ($0.rawValue, .count(byClass[$0])) }
+        summary += StopClass.allCases.map { ($0.key, .count(byClass[$0])) }
         summary.append(("crash_loops", .count(loops.count)))
         summary.append(("vms_affected", .count(byMachine.count)))
         var tables = [
@@ -363,13 +263,30 @@ enum StopReport {
                 }
             ),
         ]
+        if let interval = query.interval {
+            var perBucket: [Int64: Tally<StopClass>] = [:]
+            for stop in stops { perBucket[interval.bucket(of: stop.time), default: Tally()].add(stop.stopClass) }
+            tables.insert(
+                ReportTable(
+                    name: "series",
+                    title: "Stops per \(interval.rawValue)",
+                    columns: ["bucket"] + StopClass.allCases.map(\.key) + ["total"],
+                    rows: perBucket.keys.sorted().map { bucket in
+                        let tally = perBucket[bucket] ?? Tally()
+                        return [.time(bucket)] + StopClass.allCases.map { .count(tally[$0]) }
+                            + [.count(StopClass.allCases.reduce(0) { $0 + tally[$1] })]
+                    }
+                ),
+                at: 0
+            )
+        }
         if query.byMachine {
             let ids = byMachine.keys.sorted { data.name(of: $0) < data.name(of: $1) }
             tables.append(
                 ReportTable(
                     name: "by_vm",
                     title: "Stops per VM",
-                    columns: ["vm"] + StopClass.allCases.map(\.rawValue) + ["total"],
+                    columns: ["vm"] + StopClass.allCases.map(\.key) + ["total"],
                     rows: ids.map { id in
                         let tally = byMachine[id] ?? Tally()
                         return [.text(data.name(of: id))] + StopClass.allCases.map { .count(tally[$0]) }

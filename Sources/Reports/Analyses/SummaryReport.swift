@@ -73,6 +73,7 @@ enum SummaryReport {
         let firstEvent = perMachine.values.map(\.first).min()
         let lastEvent = perMachine.values.map(\.last).max()
         let observedTotal = observed.values.reduce(0, +)
+        let crashLoops = try await StopReport.crashLoops(data)
         return ReportResult(
             report: "summary",
             query: query,
@@ -87,6 +88,9 @@ enum SummaryReport {
                     windowLength == 0 || ids.isEmpty
                         ? .null : .number(Double(observedTotal) / (Double(windowLength) * Double(ids.count)))
                 ),
+                // VMs crash-looping (see report stops): the incident an operator must not miss.
+                ("crash_loops", .count(crashLoops.count)),
+                ("vms_in_crash_loops", .count(Set(crashLoops.map(\.machineId)).count)),
             ],
             tables: tables,
             caveats: [

@@ -5,7 +5,7 @@ import Reports
 extension QMPLogCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Answer what happened to the VMs: shutdowns, panics, resets, watchdogs, states.",
+            abstract: "Answer what happened to the VMs: shutdowns, panics, resets, watchdogs, states, stops.",
             discussion: """
                 Reports:
                   summary    VMs, events by name, sessions, observed versus unobserved time
@@ -14,6 +14,9 @@ extension QMPLogCommand {
                   resets     guest versus host resets, watchdog-caused resets, distinct resets
                   watchdog   watchdog firings by action and VM
                   states     time each VM spent running, paused, suspended, shut down, unknown
+                  stops      every end of a VM's run, classified (guest-poweroff, host-acpi,
+                             host-signal, host-qmp-quit, guest-panic, watchdog,
+                             guest-reset-no-reboot, killed, other, unknown), and crash loops
 
                 Reports read the database without blocking a running recorder. Each report \
                 ends with notes on what its numbers cannot tell (QEMU's quirks, unobserved time). \
@@ -26,6 +29,7 @@ extension QMPLogCommand {
                   qmplog report shutdowns --since 7d --by vm
                   qmplog report panics --vm web1 --format json
                   qmplog report states --since 2026-11-01 --interval day --format csv
+                  qmplog report stops --vm web1 --since 24h
                 """
         )
 
@@ -47,6 +51,12 @@ extension QMPLogCommand {
         @Option(help: "Seconds after a POWERDOWN within which a guest SHUTDOWN counts as host-requested (shutdowns).")
         var powerdownWindow: Int = 300
 
+        @Option(help: "A crash loop (stops) is at least this many panics, watchdog firings or kills …")
+        var crashLoopCount: Int = 3
+
+        @Option(help: "… within this many seconds.")
+        var crashLoopWindow: Int = 600
+
         @Option(help: "Output format.")
         var format: ReportFormat = .table
 
@@ -54,6 +64,12 @@ extension QMPLogCommand {
             if let by, by != "vm" { throw ValidationError("--by takes 'vm'.") }
             guard (0...86_400).contains(powerdownWindow) else {
                 throw ValidationError("--powerdown-window must be 0 to 86400 seconds (a day).")
+            }
+            guard (2...1000).contains(crashLoopCount) else {
+                throw ValidationError("--crash-loop-count must be 2 to 1000.")
+            }
+            guard (1...2_592_000).contains(crashLoopWindow) else {
+                throw ValidationError("--crash-loop-window must be 1 to 2592000 seconds (30 days).")
             }
         }
 
@@ -63,6 +79,8 @@ extension QMPLogCommand {
             query.interval = interval
             query.byMachine = by == "vm"
             query.powerdownWindow = Int64(powerdownWindow) * 1_000_000
+            query.crashLoopCount = crashLoopCount
+            query.crashLoopWindow = Int64(crashLoopWindow) * 1_000_000
             let result = try await kind.run(on: database, query: query)
             try StandardOutput.write(format.render(result))
         }
