@@ -122,7 +122,12 @@ private struct DomainSessions {
             switch notice {
             case .monitorEvent(let domain, let name, let seconds, let microseconds, let data):
                 if pendingDomain == nil {
-                    try await session(for: domain, openedBy: name)
+                    let stamped = seconds >= 0 && (0..<1_000_000).contains(microseconds)
+                    try await session(
+                        for: domain,
+                        openedBy: name,
+                        at: stamped ? seconds * 1_000_000 + microseconds : nil
+                    )
                     pendingDomain = domain.uuid
                 }
                 let value = data.flatMap { try? JSONValue(parsing: Array($0.utf8)) }
@@ -130,7 +135,7 @@ private struct DomainSessions {
                     QMPEvent(name: name, seconds: seconds, microseconds: microseconds, data: value, dataText: data)
                 )
             case .started(let domain, _):
-                try await session(for: domain, openedBy: nil)
+                try await session(for: domain, openedBy: nil, at: nil)
             case .stopped(let domain, let detail):
                 end(domain.uuid, reason: "domain-stopped: \(LibvirtNotice.stopDetail(detail))")
             case .closed(let reason):
@@ -144,7 +149,12 @@ private struct DomainSessions {
     }
 
     /// Opens a session for a domain that is already running.
-    mutating func open(_ domain: LibvirtDomain, state: LibvirtDomainState?) async throws {
+    ///
+    /// - Parameter since: when the event that made the run known was stamped: the session starts
+    ///   then if that is earlier than now (its notice may have waited behind others), so that the
+    ///   run's events never precede its session.
+    mutating func open(_ domain: LibvirtDomain, state: LibvirtDomainState?, since: Int64? = nil) async throws {
+        let now = recorder.sessions.configuration.now()
         let handle = try await recorder.sessions.database.beginSession(
             NewSession(
                 machine: MachineIdentity(name: domain.name, uuid: domain.uuid, endpoint: recorder.endpoint),
@@ -154,7 +164,7 @@ private struct DomainSessions {
                 qemuPackage: "",
                 initialStatus: state?.qmpStatus,
                 initialRunning: state?.isRunning,
-                startedAt: recorder.sessions.configuration.now()
+                startedAt: min(now, since ?? now)
             )
         )
         var logger = recorder.sessions.logger
@@ -176,16 +186,16 @@ private struct DomainSessions {
     ///
     /// - Parameter event: the QMP event that made the domain known, if one did. libvirt starts
     ///   QEMU paused and then resumes it, so a first RESUME means the run is starting (`prelaunch`).
-    private mutating func session(for domain: LibvirtDomain, openedBy event: String?) async throws {
+    private mutating func session(for domain: LibvirtDomain, openedBy event: String?, at time: Int64?) async throws {
         if let current = open[domain.uuid] {
             if current.runID == domain.id || domain.id == nil { return }
             end(domain.uuid, reason: "domain-restarted")  // a stop libvirt did not tell
         }
         if event == "RESUME" {
-            try await open(domain, state: LibvirtDomainState(state: 3, reason: 11))
+            try await open(domain, state: LibvirtDomainState(state: 3, reason: 11), since: time)
         } else {
             let listed = try await LibvirtRecorder.blocking { [connection] in try connection.activeDomains() }
-            try await open(domain, state: listed.first { $0.domain.uuid == domain.uuid }?.state)
+            try await open(domain, state: listed.first { $0.domain.uuid == domain.uuid }?.state, since: time)
         }
     }
 

@@ -32,7 +32,7 @@ struct RealLibvirtTests {
         #expect(shutdowns.value("guest") == .integer(1))
         #expect(shutdowns.value("duplicates_ignored") == .integer(1))
         // report stops: one run, one stop
-        #expect(try await recorded.stopClasses() == ["guest-poweroff"])
+        try await recorded.expectStops(["guest-poweroff"])
     }
 
     @Test func virshShutdownAnsweredByTheGuestIsAHostRequestedACPIShutdown() async throws {
@@ -59,7 +59,7 @@ struct RealLibvirtTests {
         #expect(shutdowns.value("host_requested_acpi") == .integer(1))
         #expect(shutdowns.value("shutdowns") == .integer(1))
         // report stops: one run, one stop
-        #expect(try await recorded.stopClasses() == ["host-acpi"])
+        try await recorded.expectStops(["host-acpi"])
     }
 
     @Test func virshDestroyIsAHostSignalShutdownAndEndsTheRun() async throws {
@@ -72,7 +72,7 @@ struct RealLibvirtTests {
         #expect(recorded.sessions.map(\.endReason) == ["domain-stopped: destroyed"])
         #expect(try await recorded.report(.shutdowns).value("host") == .integer(1))
         // report stops: one run, one stop
-        #expect(try await recorded.stopClasses() == ["host-signal"])
+        try await recorded.expectStops(["host-signal"])
     }
 
     @Test func virshResetIsOneHostResetWhateverTheFirmwareAdds() async throws {
@@ -94,7 +94,7 @@ struct RealLibvirtTests {
         #expect(resets.value("host") == .integer(1))
         #expect(resets.value("guest") == .integer(0))
         // report stops: one run, one stop
-        #expect(try await recorded.stopClasses() == ["host-signal"])
+        try await recorded.expectStops(["host-signal"])
     }
 
     @Test func suspendAndResumeArePauseTimeInTheStatesReport() async throws {
@@ -120,7 +120,7 @@ struct RealLibvirtTests {
         }
         #expect(microseconds >= 900_000 && microseconds < 10_000_000)
         // report stops: one run, one stop
-        #expect(try await recorded.stopClasses() == ["host-signal"])
+        try await recorded.expectStops(["host-signal"])
     }
 
     @Test func pvpanicIsAPanicAndLibvirtsCrashActionEndsTheRun() async throws {
@@ -136,7 +136,7 @@ struct RealLibvirtTests {
         #expect(recorded.sessions.map(\.endReason) == ["domain-stopped: crashed"])
         #expect(try await recorded.report(.panics).value("panics") == .integer(1))
         // report stops: one run, one stop
-        #expect(try await recorded.stopClasses() == ["guest-panic"])
+        try await recorded.expectStops(["guest-panic"])
     }
 
     @Test func killedQEMULeavesNoShutdownAndTheRunEndsAsFailed() async throws {
@@ -149,7 +149,7 @@ struct RealLibvirtTests {
         #expect(recorded.sessions.map(\.endReason) == ["domain-stopped: failed"])
         #expect(try await recorded.report(.shutdowns).value("shutdowns") == .integer(0))
         // report stops: one run, one stop
-        #expect(try await recorded.stopClasses() == ["killed"])
+        try await recorded.expectStops(["killed"])
     }
 
     @Test func libvirtdRestartedWhileADomainRunsIsAGapThenANewSession() async throws {
@@ -176,7 +176,7 @@ struct RealLibvirtTests {
         let gap = try #require(recorded.sessions.last?.startedAt) - (try #require(recorded.sessions.first?.endedAt))
         #expect(gap > 0)
         // report stops: one run, one stop
-        #expect(try await recorded.stopClasses() == ["host-signal"])
+        try await recorded.expectStops(["host-signal"])
     }
 
     // MARK: - Helpers
@@ -187,12 +187,17 @@ struct RealLibvirtTests {
         var sessions: [Session]
         var database: EventDatabase
 
-        /// The classes of `report stops`' incidents for the domain.
-        func stopClasses() async throws -> [String] {
+        /// `report stops` lists exactly stops of these classes for the domain.
+        func expectStops(_ expected: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws {
             let incidents = try await report(.stops).tables.first { $0.name == "incidents" }
-            return (incidents?.rows ?? []).map { row in
+            let classes = (incidents?.rows ?? []).map { row in
                 if case .text(let text) = row[2] { text } else { "?" }
             }
+            #expect(
+                classes == expected,
+                "\(incidents?.rows ?? []) events \(events) sessions \(sessions.map { ($0.startedAt, $0.endedAt, $0.endReason) })",
+                sourceLocation: sourceLocation
+            )
         }
 
         func report(_ kind: ReportKind) async throws -> ReportResult {
@@ -241,6 +246,12 @@ struct RealLibvirtTests {
         #expect(machine.uuid == started.uuid)
         #expect(machine.identity == "name:\(started.name)")
         let events = try await harness.database.allEvents().filter { $0.machineId == machine.id }
+        // A run's events never precede its session, however late libvirt delivered them
+        let sessions = try await Self.sessions(of: started, in: harness)
+        for event in events {
+            let session = try #require(sessions.first { $0.id == event.sessionId })
+            #expect(try #require(event.time) >= session.startedAt, "\(event) before \(session)")
+        }
         for session in Set(events.map(\.sessionId)) {
             let seqs = events.filter { $0.sessionId == session }.map(\.seq)
             #expect(seqs == Array(1...Int64(seqs.count)), "arrival order is kept")
