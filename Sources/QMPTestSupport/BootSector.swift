@@ -17,6 +17,9 @@ public enum BootSector: Sendable {
     /// after each timer tick, and powers off (S5) once it is pressed: a guest that answers
     /// `system_powerdown` / `virsh shutdown`. QEMU: POWERDOWN, then SHUTDOWN guest=true, reason guest-shutdown.
     case powerButtonPowerOff
+    /// ACPI S3 suspend-to-RAM: writes SLP_EN with sleep type 1 (S3 on PIIX4) to PM1a_CNT at 0x604.
+    /// QEMU: SUSPEND; after `system_wakeup`, WAKEUP (SeaBIOS then boots the sector again).
+    case acpiSuspend
     /// Arms an ib700 watchdog (`-device ib700`) for 2 s and never feeds it; after a watchdog reset
     /// the guest boots again and re-arms it, so with `-action watchdog=reset` it fires every ~2 s.
     /// QEMU: WATCHDOG with the `-action watchdog=` action.
@@ -42,6 +45,9 @@ public enum BootSector: Sendable {
             return [0xBA, 0x02, 0x06, 0xB8, 0x00, 0x01, 0xEF, 0xFB]
                 + [0xF4, 0xBA, 0x00, 0x06, 0xED, 0xA9, 0x00, 0x01, 0x74, 0xF6]
                 + [0xBA, 0x04, 0x06, 0xB8, 0x00, 0x20, 0xEF] + haltForever
+        case .acpiSuspend:
+            // mov dx,0x604; mov ax,0x2400; out dx,ax
+            return [0xBA, 0x04, 0x06, 0xB8, 0x00, 0x24, 0xEF] + haltForever
         case .ib700Watchdog:
             // mov dx,0x443; mov al,0x0e (time_map[14]: 2 s); out dx,al; sti
             return [0xBA, 0x43, 0x04, 0xB0, 0x0E, 0xEE, 0xFB] + haltForever

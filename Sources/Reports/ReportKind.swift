@@ -16,6 +16,8 @@ public enum ReportKind: String, Sendable, CaseIterable {
     case states
     /// Every end of a VM's run, classified (guest-poweroff, host-signal, killed, …), and crash loops.
     case stops
+    /// Every episode in which a VM did not run while QEMU was alive, by cause, with its duration.
+    case pauses
 
     /// Runs this report on `database` (opened read-only by the caller).
     ///
@@ -31,6 +33,7 @@ public enum ReportKind: String, Sendable, CaseIterable {
         case .watchdog: result = try await WatchdogReport.run(data)
         case .states: result = try await StateReport.run(data)
         case .stops: result = try await StopReport.run(data)
+        case .pauses: result = try await PauseReport.run(data)
         }
         // `until` shows when the report ran; without --until, later-stamped events still count.
         if query.until == nil {

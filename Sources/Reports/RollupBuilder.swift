@@ -40,6 +40,7 @@ public enum RollupBuilder {
             case .watchdog: try WatchdogReport.count(data, into: &tally)
             case .states: tally = try await StateReport.rollupFacts(data)
             case .stops: tally = try await StopReport.rollupFacts(data)
+            case .pauses: continue  // always read from the events: episodes span the cut
             }
             facts += tally.facts(report: kind.rawValue)
         }

@@ -154,3 +154,19 @@ extension ReportGoldenTests {
         #expect(result.value("crash_loops") == .integer(1))
     }
 }
+
+extension ReportGoldenTests {
+    @Test func pausesFollowEveryEpisodeOfTheFleet() async throws {
+        let fleet = try await Self.makeFleet()
+        defer { fleet.remove() }
+        let result = try await fleet.run(.pauses)
+        // Every run started with -S is paused until cont (host-stop, 9 of them), alpha's stop/cont is
+        // one more; beta's guest off with -no-shutdown is held until quit; gamma's panic with
+        // action pause is still going (its session is open).
+        #expect(result.value("episodes") == .integer(12))
+        #expect(result.value("host_stop") == .integer(10))
+        #expect(result.value("shutdown_held") == .integer(1))
+        #expect(result.value("guest_panic") == .integer(1))
+        #expect(result.value("ongoing") == .integer(1))
+    }
+}

@@ -1,5 +1,7 @@
+import Collector
 import EventStore
 import Foundation
+import QMP
 import QMPTestSupport
 import Reports
 import Testing
@@ -133,19 +135,11 @@ struct StopReportTests {
                 startedAt: t0 + start * second
             )
         )
-        let rows = events.enumerated().map { index, event in
+        let rows = try events.enumerated().map { index, event in
             let time = t0 + event.1 * second
-            let data = event.2
-            return NewEvent(
-                session: handle,
-                seq: Int64(index + 1),
-                name: event.0,
-                seconds: time / second,
-                microseconds: 0,
-                received: time,
-                action: data.flatMap { $0.contains("poweroff") ? "poweroff" : "pause" },
-                data: data
-            )
+            let data = try event.2.map { try JSONValue(parsing: Array($0.utf8)) }
+            let qmp = QMPEvent(name: event.0, seconds: time / second, microseconds: 0, data: data, dataText: event.2)
+            return NewEvent(qmp, session: handle, seq: Int64(index + 1), received: time)
         }
         try await database.write(
             events: rows,

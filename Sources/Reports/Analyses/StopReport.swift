@@ -66,9 +66,9 @@ enum StopReport {
         try data.forEachEvent(named: eventNames, lookback: lookback) { event in
             order &+= 1
             let item = Item(event, order: order)
-            // A RESUME or RESET right after another changes nothing: most of a busy VM's events.
+            // A RESUME or RESET right after another of its session changes nothing: most of a busy VM's events.
             if item.kind == .runs, let last = timelines[event.machineId]?.last, last.kind == .runs,
-                last.time <= item.time
+                last.session == item.session, last.time <= item.time
             {
                 return
             }
@@ -168,10 +168,13 @@ enum StopReport {
         var order: Int32
         var reason: String?
         var action: String?
+        /// The event's session (bounds: none).
+        var session: Int64 = 0
 
         init(_ event: EventFacts, order: Int32) {
             time = event.time
             self.order = order
+            session = event.sessionId
             switch event.name {
             case "SHUTDOWN": kind = .shutdown
             case "POWERDOWN": kind = .powerdown

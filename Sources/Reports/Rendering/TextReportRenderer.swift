@@ -103,6 +103,7 @@ enum TextReportRenderer {
         "vms": "VMs", "vms_affected": "VMs affected", "guest_host_ratio": "Guest:host ratio",
         "host_requested_acpi": "Host-requested (ACPI)", "vms_in_crash_loops": "VMs in crash loops",
         "host_acpi": "Host ACPI", "host_qmp_quit": "Host QMP quit", "guest_reset_no_reboot": "Guest reset (-no-reboot)",
+        "io_error": "I/O error",
     ]
 
     static func label(_ key: String) -> String {

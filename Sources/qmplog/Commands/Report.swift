@@ -5,7 +5,7 @@ import Reports
 extension QMPLogCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Answer what happened to the VMs: shutdowns, panics, resets, watchdogs, states, stops.",
+            abstract: "Answer what happened to the VMs: shutdowns, panics, resets, watchdogs, states, stops, pauses.",
             discussion: """
                 Reports:
                   summary    VMs, events by name, sessions, observed versus unobserved time
@@ -17,6 +17,8 @@ extension QMPLogCommand {
                   stops      every end of a VM's run, classified (guest-poweroff, host-acpi,
                              host-signal, host-qmp-quit, guest-panic, watchdog,
                              guest-reset-no-reboot, killed, other, unknown), and crash loops
+                  pauses     every time a VM did not run while QEMU was alive, by cause (io-error,
+                             watchdog, guest-panic, host-stop, suspend, shutdown-held, unknown)
 
                 Reports read the database without blocking a running recorder. Each report \
                 ends with notes on what its numbers cannot tell (QEMU's quirks, unobserved time). \
