@@ -15,7 +15,10 @@ struct QMPLogCommand: AsyncParsableCommand {
             $XDG_STATE_HOME/qmplog/events.sqlite (~/.local/state/qmplog/events.sqlite).
             """,
         version: "0.1.0",
-        subcommands: [Record.self, Report.self, Export.self, Vms.self, Rollup.self, Import.self, Setup.self, Demo.self]
+        subcommands: [
+            Record.self, Report.self, Timeline.self, Export.self, Vms.self, Rollup.self, Import.self, Setup.self,
+            Demo.self,
+        ]
     )
 
     /// ArgumentParser's own `main`, except that a failure's text is escaped for the terminal: it can

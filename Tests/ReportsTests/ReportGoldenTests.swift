@@ -170,3 +170,26 @@ extension ReportGoldenTests {
         #expect(result.value("ongoing") == .integer(1))
     }
 }
+
+extension ReportGoldenTests {
+    /// One VM's timeline in every format: gamma's -no-reboot reset, its unanswered POWERDOWN and
+    /// quit, and its panic pause still going, with the gaps between its sessions.
+    @Test func timelineMatchesItsGoldenFiles() async throws {
+        let fleet = try await Self.makeFleet()
+        defer { fleet.remove() }
+        let database = try EventDatabase.openForReading(path: fleet.directory.file("events.sqlite"))
+        let result = try await TimelineReport.run(on: database, query: FixtureDatabase.query(machines: ["gamma"]))
+        for format in ReportFormat.allCases {
+            try assertSnapshot(format.render(result), named: "timeline.\(format.rawValue)")
+        }
+        #expect(result.value("gaps") == .integer(2))
+        #expect(result.value("stops") == .integer(3))
+        let kinds = try #require(result.tables.first?.rows.map { $0[2] })
+        #expect(kinds.first == .text("session"))
+        #expect(kinds.filter { $0 == .text("pause") }.count == 4)
+        // Every VM's timeline needs its name
+        await #expect(throws: ReportsError.self) {
+            try await TimelineReport.run(on: database, query: FixtureDatabase.query())
+        }
+    }
+}

@@ -40,6 +40,11 @@ enum PauseReport {
     ]
 
     static func run(_ data: ReportData) async throws -> ReportResult {
+        result(try await analyze(data), data: data)
+    }
+
+    /// The episodes overlapping `data`'s window, clipped to it, in start order.
+    static func analyze(_ data: ReportData) async throws -> [Episode] {
         let query = data.query
         let sessions = try await data.sessions()
         // An episode under way at the window's start began in a session that overlaps the window:
@@ -83,7 +88,7 @@ enum PauseReport {
         // Clipped to the window; an episode overlapping it counts with the part inside.
         let windowStart = query.since ?? Int64.min
         let windowEnd = query.end
-        episodes = episodes.compactMap { episode in
+        return episodes.compactMap { episode in
             var clipped = episode
             clipped.start = max(episode.start, windowStart)
             clipped.end = min(episode.end, windowEnd)
@@ -91,7 +96,6 @@ enum PauseReport {
                 ? clipped : nil
         }
         .sorted { ($0.start, $0.machineId) < ($1.start, $1.machineId) }
-        return result(episodes, data: data)
     }
 
     /// An event or session bound of one VM, kept small: only what the walk reads.

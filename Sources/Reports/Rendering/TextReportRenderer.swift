@@ -5,7 +5,8 @@ enum TextReportRenderer {
         var lines: [String] = []
         let since = result.query.since.map { Timestamp.rfc3339(microseconds: $0) } ?? "beginning"
         let until = result.query.until.map { Timestamp.rfc3339(microseconds: $0) } ?? "now"
-        lines.append("qmplog report \(result.report) — \(since) to \(until)")
+        let command = result.report == "timeline" ? "timeline" : "report \(result.report)"
+        lines.append("qmplog \(command) — \(since) to \(until)")
         if !result.query.machines.isEmpty {
             lines.append("VMs: \(result.query.machines.map(TerminalText.escaping).joined(separator: ", "))")
         }
@@ -24,7 +25,7 @@ enum TextReportRenderer {
                 lines.append("  (none)")
                 continue
             }
-            lines += aligned(table)
+            lines += table.name == "timeline" ? timeline(table) : aligned(table)
         }
         if !result.caveats.isEmpty {
             lines.append("")
@@ -32,6 +33,26 @@ enum TextReportRenderer {
             lines += result.caveats.flatMap { wrap("- " + TerminalText.escaping($0), width: 78, indent: "  ") }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A timeline reads as a log: one line per entry, the time to the millisecond, the time since
+    /// the entry before, and what happened (whatever its length).
+    static func timeline(_ table: ReportTable) -> [String] {
+        table.rows.map { row in
+            guard row.count == 4, case .time(let time) = row[0] else { return row.map(text).joined(separator: "  ") }
+            let stamp = Timestamp.rfc3339(microseconds: time)
+            let clock = String(stamp.prefix(23).map { $0 == "T" ? " " : $0 })
+            let after: String
+            if case .duration(let gap) = row[1] {
+                after = "+" + (gap < 60_000_000 ? "\(Double(gap / 1000) / 1000)s" : formatDuration(gap))
+            } else {
+                after = ""
+            }
+            func padded(_ text: String, _ width: Int) -> String {
+                text + String(repeating: " ", count: max(1, width - text.count))
+            }
+            return "  \(clock)  \(padded(after, 12))\(padded(text(row[2]), 8))\(text(row[3]))"
+        }
     }
 
     static func aligned(_ table: ReportTable) -> [String] {
