@@ -51,7 +51,7 @@ struct HostileTextTests {
             // Then no control character reaches the terminal
             #expect(Self.controls(in: output).isEmpty, "\(arguments): \(output.debugDescription)")
         }
-        let (_, table) = try await QmplogBinaryTests.run(["vms", "--db", database], in: directory)
+        let (_, table) = try await QmplogBinaryTests.run(["vms", "--wide", "--db", database], in: directory)
         #expect(table.contains(#"\e]0;pwned\u{7}evil\u{9b}31m\nline"#), "\(table)")
         let (_, json) = try await QmplogBinaryTests.run(["vms", "--db", database, "--format", "json"], in: directory)
         #expect(json.contains(#"\u001b]0;pwned\u0007evil\u009b31m\nline"#), "\(json)")

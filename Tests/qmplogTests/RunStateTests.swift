@@ -66,7 +66,7 @@ struct RunStateTests {
         #expect(abs(shutdown - Double(expectedShutdown) / 1e6) < 0.001, "shutdown \(shutdown) s")
         #expect(abs(paused - Double(expectedPaused) / 1e6) < 0.001, "paused \(paused) s")
         // And qmplog vms shows the state QEMU was left in
-        let (_, vms) = try await QmplogBinaryTests.run(["vms", "--db", database], in: directory)
+        let (_, vms) = try await QmplogBinaryTests.run(["vms", "--wide", "--db", database], in: directory)
         #expect(vms.contains("shutdown"), "\(vms)")
     }
 

@@ -8,9 +8,12 @@ public enum ReportFormat: String, Sendable, CaseIterable {
     case csv
 
     /// Renders `result` in this format, ending with a newline.
-    public func render(_ result: ReportResult) -> String {
+    ///
+    /// - Parameter width: the terminal's columns a table must fit (long text cells are cut with
+    ///   `…`); `nil` for every cell in full (`--wide`). JSON and CSV are never cut.
+    public func render(_ result: ReportResult, width: Int? = 80) -> String {
         switch self {
-        case .table: TextReportRenderer.render(result)
+        case .table: TextReportRenderer.render(result, width: width)
         case .json: JSONReportRenderer.render(result)
         case .csv: CSVReportRenderer.render(result)
         }

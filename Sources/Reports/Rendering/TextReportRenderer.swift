@@ -1,7 +1,7 @@
 /// Renders a report as aligned text for a terminal. Text from VMs, peers and the command line is
 /// escaped (``TerminalText``).
 enum TextReportRenderer {
-    static func render(_ result: ReportResult) -> String {
+    static func render(_ result: ReportResult, width: Int? = 80) -> String {
         var lines: [String] = []
         let since = result.query.since.map { Timestamp.rfc3339(microseconds: $0) } ?? "beginning"
         let until = result.query.until.map { Timestamp.rfc3339(microseconds: $0) } ?? "now"
@@ -25,7 +25,7 @@ enum TextReportRenderer {
                 lines.append("  (none)")
                 continue
             }
-            lines += table.name == "timeline" ? timeline(table) : aligned(table)
+            lines += table.name == "timeline" ? timeline(table) : aligned(table, width: width)
         }
         if !result.caveats.isEmpty {
             lines.append("")
@@ -55,7 +55,10 @@ enum TextReportRenderer {
         }
     }
 
-    static func aligned(_ table: ReportTable) -> [String] {
+    /// The table as aligned columns, one line per row, fitted to `width` by cutting the widest
+    /// text columns (never numbers, times or durations) down to their header; a table that cannot
+    /// fit even so prints one block of `column: value` lines per row.
+    static func aligned(_ table: ReportTable, width: Int? = 80) -> [String] {
         let header = table.columns
         let cells = table.rows.map { $0.map(text) }
         var widths = header.map(\.count)
@@ -72,20 +75,36 @@ enum TextReportRenderer {
                 }
             }
         }
-        // Wider than a terminal: one block of `column: value` lines per row instead.
-        if widths.reduce(2, { $0 + $1 + 2 }) > 80 {
-            let labelWidth = header.map(\.count).max() ?? 0
-            return cells.enumerated().flatMap { index, row -> [String] in
-                let block = zip(header, row).map { name, cell in
-                    "  " + name + ":" + String(repeating: " ", count: labelWidth - name.count + 1) + cell
+        let cuttable = table.columns.indices.map { index in
+            table.rows.contains { row in
+                if case .text = row[index] { true } else { false }
+            }
+        }
+        func total(_ widths: [Int]) -> Int { widths.reduce(2, { $0 + $1 + 2 }) - 2 }
+        if let width, total(widths) > width {
+            // The narrowest a cut column gets: its header, and room for a few characters and `…`.
+            let minimum = widths.indices.map { cuttable[$0] ? min(widths[$0], max(header[$0].count, 6)) : widths[$0] }
+            while total(widths) > width,
+                let widest = widths.indices.filter({ cuttable[$0] && widths[$0] > minimum[$0] })
+                    .max(by: { widths[$0] < widths[$1] })
+            {
+                widths[widest] -= 1
+            }
+            if total(widths) > width {
+                let labelWidth = header.map(\.count).max() ?? 0
+                return cells.enumerated().flatMap { index, row -> [String] in
+                    let block = zip(header, row).map { name, cell in
+                        "  " + name + ":" + String(repeating: " ", count: labelWidth - name.count + 1) + cell
+                    }
+                    return index == 0 ? block : [""] + block
                 }
-                return index == 0 ? block : [""] + block
             }
         }
         func line(_ row: [String]) -> String {
             let padded = row.enumerated().map { index, cell in
-                let pad = String(repeating: " ", count: widths[index] - cell.count)
-                return numeric[index] ? pad + cell : cell + pad
+                let fitted = cell.count > widths[index] ? String(cell.prefix(widths[index] - 1)) + "…" : cell
+                let pad = String(repeating: " ", count: widths[index] - fitted.count)
+                return numeric[index] ? pad + fitted : fitted + pad
             }
             return "  " + padded.joined(separator: "  ").trimmingTrailingSpaces()
         }

@@ -91,10 +91,12 @@ extension QMPLogCommand {
         @Option(help: "Output format.")
         var format: ReportFormat = .table
 
+        @OptionGroup var tableWidth: TableWidthOptions
+
         func run() async throws {
             let database = try store.openForReading()
             let result = try await MachineListReport.run(on: database, now: FilterOptions.now())
-            try StandardOutput.write(format.render(result))
+            try StandardOutput.write(format.render(result, width: tableWidth.width))
         }
     }
 }

@@ -62,6 +62,8 @@ extension QMPLogCommand {
         @Option(help: "Output format.")
         var format: ReportFormat = .table
 
+        @OptionGroup var tableWidth: TableWidthOptions
+
         func validate() throws {
             if let by, by != "vm" { throw ValidationError("--by takes 'vm'.") }
             guard (0...86_400).contains(powerdownWindow) else {
@@ -84,7 +86,7 @@ extension QMPLogCommand {
             query.crashLoopCount = crashLoopCount
             query.crashLoopWindow = Int64(crashLoopWindow) * 1_000_000
             let result = try await kind.run(on: database, query: query)
-            try StandardOutput.write(format.render(result))
+            try StandardOutput.write(format.render(result, width: tableWidth.width))
         }
     }
 }
