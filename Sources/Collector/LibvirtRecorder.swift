@@ -43,13 +43,23 @@ struct LibvirtRecorder: Sendable {
             metadata: ["libvirt.uri": "\(uri)", "qemu.version": "\(version ?? "unknown")"]
         )
         do {
-            // Registered before listing: a domain starting meanwhile is both listed and notified.
-            for (domain, state) in try await Self.blocking({ try connection.activeDomains() }) {
-                try await domains.open(domain, state: state)
+            // Registered before listing: a domain starting meanwhile is both listed and notified. Its
+            // events that came before the listing belong to the session it opens, which starts at
+            // the first of them.
+            let listed = try await Self.blocking { try connection.activeDomains() }
+            var notices = queue.takeQueued()
+            var firstEvent: [String: Int64] = [:]
+            for case .monitorEvent(let domain, _, let seconds, let microseconds, _) in notices
+            where seconds >= 0 && (0..<1_000_000).contains(microseconds) && firstEvent[domain.uuid] == nil {
+                firstEvent[domain.uuid] = seconds * 1_000_000 + microseconds
+            }
+            for (domain, state) in listed {
+                try await domains.open(domain, state: state, since: firstEvent[domain.uuid])
             }
             while true {
-                let notices = await queue.take()
+                if notices.isEmpty { notices = await queue.take() }
                 if notices.isEmpty { break }  // cancelled
+                defer { notices = [] }
                 if let closed = try await domains.handle(notices) {
                     await domains.endAll(reason: "libvirt-lost: \(LibvirtNotice.closeReason(closed))")
                     await Self.blocking { connection.close() }
