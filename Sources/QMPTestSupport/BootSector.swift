@@ -20,6 +20,11 @@ public enum BootSector: Sendable {
     /// ACPI S3 suspend-to-RAM: writes SLP_EN with sleep type 1 (S3 on PIIX4) to PM1a_CNT at 0x604.
     /// QEMU: SUSPEND; after `system_wakeup`, WAKEUP (SeaBIOS then boots the sector again).
     case acpiSuspend
+    /// Reads sector 0 of the secondary IDE channel's master disk (ATA READ SECTORS, PIO), then
+    /// sleeps. With that disk behind `blkdebug` injecting EIO and `rerror=stop`: BLOCK_IO_ERROR
+    /// (action stop), then STOP. (QEMU 7.2 asserts on a read error of a *slave* disk with
+    /// `rerror=stop`: keep it a master.)
+    case secondaryDiskRead
     /// Arms an ib700 watchdog (`-device ib700`) for 2 s and never feeds it; after a watchdog reset
     /// the guest boots again and re-arms it, so with `-action watchdog=reset` it fires every ~2 s.
     /// QEMU: WATCHDOG with the `-action watchdog=` action.
@@ -48,6 +53,11 @@ public enum BootSector: Sendable {
         case .acpiSuspend:
             // mov dx,0x604; mov ax,0x2400; out dx,ax
             return [0xBA, 0x04, 0x06, 0xB8, 0x00, 0x24, 0xEF] + haltForever
+        case .secondaryDiskRead:
+            // mov dx,0x176; mov al,0xe0 (LBA, master); out dx,al — then count 1, LBA 0, READ SECTORS (0x20)
+            return [0xBA, 0x76, 0x01, 0xB0, 0xE0, 0xEE, 0xBA, 0x72, 0x01, 0xB0, 0x01, 0xEE]
+                + [0xBA, 0x73, 0x01, 0x30, 0xC0, 0xEE, 0xBA, 0x74, 0x01, 0xEE, 0xBA, 0x75, 0x01, 0xEE]
+                + [0xBA, 0x77, 0x01, 0xB0, 0x20, 0xEE, 0xFB] + haltForever
         case .ib700Watchdog:
             // mov dx,0x443; mov al,0x0e (time_map[14]: 2 s); out dx,al; sti
             return [0xBA, 0x43, 0x04, 0xB0, 0x0E, 0xEE, 0xFB] + haltForever

@@ -66,6 +66,34 @@ struct PauseReportRealQEMUTests {
         #expect(episode.end == (try #require(recorded.sessions.first?.endedAt)))
     }
 
+    @Test func anIOErrorWithRerrorStopIsAnIOErrorPause() async throws {
+        // A second disk behind blkdebug, every read failing with EIO
+        let files = try TemporaryDirectory(prefix: "blk")
+        defer { files.remove() }
+        try "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\n".write(
+            toFile: files.file("blkdebug.conf"),
+            atomically: true,
+            encoding: .utf8
+        )
+        try Data(count: 1 << 20).write(to: URL(fileURLWithPath: files.file("data.img")))
+        let disk = "file=blkdebug:\(files.file("blkdebug.conf")):\(files.file("data.img")),format=raw,if=ide,index=2"
+        let recorded = try await record(.secondaryDiskRead, ["-drive", disk + ",rerror=stop,werror=stop"]) {
+            _,
+            driver in
+            try driver.execute("cont")
+            try await Task.sleep(for: .seconds(1))
+            try driver.execute("quit")
+        }
+        let episode = try #require(try recorded.episodes().last)
+        #expect(episode.cause == "io-error")
+        #expect(episode.start == (try recorded.time(of: "STOP")))
+        #expect(
+            episode.evidence.hasPrefix("BLOCK_IO_ERROR action=stop reason=Input/output error"),
+            "\(episode.evidence)"
+        )
+        #expect(episode.end == (try #require(recorded.sessions.first?.endedAt)))
+    }
+
     @Test func anS3SuspendLastsUntilWakeup() async throws {
         let recorded = try await record(.acpiSuspend) { _, driver in
             try driver.execute("cont")
