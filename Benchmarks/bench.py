@@ -220,7 +220,7 @@ def make_report_database(path, events, vms):
     subprocess.run(["sqlite3", path], input=sql, text=True, check=True, stdout=subprocess.DEVNULL)
 
 
-REPORTS = ["summary", "shutdowns", "panics", "resets", "watchdog", "states", "stops"]
+REPORTS = ["summary", "shutdowns", "panics", "resets", "watchdog", "states", "stops", "pauses"]
 
 
 def reports(args):
