@@ -145,15 +145,7 @@ struct PauseReportRealQEMUTests {
     ) async throws -> Recorded {
         let harness = try RecordingHarness()
         defer { harness.remove() }
-        let qemu = try QEMUProcess(bootSector: bootSector, extraArguments: extraArguments)
-        defer { qemu.terminate() }
-        let service = harness.makeService(targets: [qemu.recorderSocket])
-        async let recording: Void = service.run()
-        try await harness.waitForSessions(1)
-        let driver = try QMPTestDriver(path: qemu.controlSocket)
-        try await drive(qemu, driver)
-        try await qemu.waitForExit()
-        try await recording
+        try await harness.recordQEMU(bootSector, extraArguments, drive)
         let pauses = try await ReportKind.pauses.run(
             on: harness.database,
             query: ReportQuery(now: Int64(Date().timeIntervalSince1970 * 1_000_000))

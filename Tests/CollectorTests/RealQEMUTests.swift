@@ -115,15 +115,7 @@ struct RealQEMUTests {
     ) async throws -> [EventSummary] {
         let harness = try RecordingHarness()
         defer { harness.remove() }
-        let qemu = try QEMUProcess(bootSector: bootSector, extraArguments: extraArguments)
-        defer { qemu.terminate() }
-        let service = harness.makeService(targets: [qemu.recorderSocket])
-        async let recording: Void = service.run()
-        try await harness.waitForSessions(1)
-        let driver = try QMPTestDriver(path: qemu.controlSocket)
-        try await drive(qemu, driver)
-        try await qemu.waitForExit()
-        try await recording
+        try await harness.recordQEMU(bootSector, extraArguments, drive)
         let events = try await harness.database.allEvents()
         #expect(events.map(\.seq) == Array(1...Int64(events.count)), "arrival order is kept")
         return events.map(EventSummary.init)

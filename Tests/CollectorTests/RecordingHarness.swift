@@ -62,6 +62,23 @@ struct RecordingHarness {
         }
     }
 
+    /// Starts a real QEMU paused (`-S`) running `bootSector`, records it until it exits, while
+    /// `drive` acts on it through its control monitor.
+    func recordQEMU(
+        _ bootSector: BootSector?,
+        _ extraArguments: [String] = [],
+        _ drive: (QEMUProcess, QMPTestDriver) async throws -> Void
+    ) async throws {
+        let qemu = try QEMUProcess(bootSector: bootSector, extraArguments: extraArguments)
+        defer { qemu.terminate() }
+        let service = makeService(targets: [qemu.recorderSocket])
+        async let recording: Void = service.run()
+        try await waitForSessions(1)
+        try await drive(qemu, try QMPTestDriver(path: qemu.controlSocket))
+        try await qemu.waitForExit()
+        try await recording
+    }
+
     func remove() { directory.remove() }
 }
 
