@@ -19,9 +19,6 @@ enum PauseReport {
         case suspend
         case shutdownHeld = "shutdown-held"
         case unknown
-
-        /// As a JSON key or column name.
-        var key: String { String(rawValue.map { $0 == "-" ? "_" : $0 }) }
     }
 
     struct Episode {
@@ -73,7 +70,7 @@ enum PauseReport {
         var episodes: [Episode] = []
         for (machineId, var items) in timelines {
             timelines[machineId] = nil
-            items.sort { ($0.time, $0.kind.rank, $0.order) < ($1.time, $1.kind.rank, $1.order) }
+            items.sortInTimeOrder()
             var walk = Walk(machineId: machineId, now: query.now)
             for item in items {
                 switch item.kind {
@@ -99,7 +96,7 @@ enum PauseReport {
     }
 
     /// An event or session bound of one VM, kept small: only what the walk reads.
-    struct Item {
+    struct Item: TimelineItem {
         enum Kind: UInt8 {
             case start
             /// What announces the next STOP's cause (`note` says what).
@@ -108,18 +105,17 @@ enum PauseReport {
             /// RESUME or WAKEUP.
             case resume
             case end
-
-            var rank: UInt8 {
-                switch self {
-                case .start: 0
-                case .end: 2
-                default: 1
-                }
-            }
         }
 
         var time: Int64
         var kind: Kind
+        var rank: UInt8 {
+            switch kind {
+            case .start: 0
+            case .end: 2
+            default: 1
+            }
+        }
         /// Arrival order among events; the session's index for a bound.
         var order: Int32
         var session: Int64 = 0

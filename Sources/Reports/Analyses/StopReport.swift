@@ -22,9 +22,6 @@ enum StopReport {
         /// A SHUTDOWN with another reason (host-error, host-ui, …, or none from QEMU < 4.0).
         case other
         case unknown
-
-        /// The class as a JSON key or column name (`guest_poweroff`); values keep the hyphen.
-        var key: String { String(rawValue.map { $0 == "-" ? "_" : $0 }) }
     }
 
     struct Stop {
@@ -98,7 +95,7 @@ enum StopReport {
         var stops: [Stop] = []
         var loops: [CrashLoop] = []
         func walk(_ machineId: Int64, _ items: inout [Item]) {
-            items.sort { ($0.time, $0.kind.rank, $0.order) < ($1.time, $1.kind.rank, $1.order) }
+            items.sortInTimeOrder()
             var walk = Walk(machineId: machineId, query: query, senders: sendersAt[machineId] ?? [:])
             for item in items { walk.apply(item, sessions: sessions) }
             walk.matchLibvirtLines()
@@ -168,7 +165,7 @@ enum StopReport {
     static let rollupMarker = ["crash-loops"]
 
     /// One VM's event or session bound, kept small: a busy history has millions.
-    struct Item {
+    struct Item: TimelineItem {
         enum Kind: UInt8 {
             /// A session starts; `order` is its index in the sessions read.
             case start
@@ -178,19 +175,17 @@ enum StopReport {
             case panic, watchdog, libvirtShutdown
             /// A session ends; `order` is its index.
             case end
-
-            /// At one instant a session starts before its events, and ends after them.
-            var rank: UInt8 {
-                switch self {
-                case .start: 0
-                case .end: 2
-                default: 1
-                }
-            }
         }
 
         var time: Int64
         var kind: Kind
+        var rank: UInt8 {
+            switch kind {
+            case .start: 0
+            case .end: 2
+            default: 1
+            }
+        }
         var guest: Bool?
         /// Arrival order among events; the session's index for a bound.
         var order: Int32
