@@ -17,6 +17,10 @@ public final class LibvirtDaemon: Sendable {
         (FileManager.default.isExecutableFile(atPath: libvirtd) && geteuid() == 0) || QEMUProcess.isRequired
     }
 
+    /// Whether a libvirtd not started by these tests runs on the host (asked before any test runs):
+    /// a test that would restart it is skipped then, since that daemon may be managing real VMs.
+    public static let hostHasItsOwnDaemon = isRunning(pidFile: "/run/libvirtd.pid")
+
     /// The one daemon of this test process.
     public static func shared() throws -> LibvirtDaemon {
         try started.get()

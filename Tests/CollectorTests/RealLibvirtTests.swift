@@ -152,7 +152,8 @@ struct RealLibvirtTests {
         try await recorded.expectStops(["killed"])
     }
 
-    @Test func libvirtdRestartedWhileADomainRunsIsAGapThenANewSession() async throws {
+    @Test(.disabled(if: LibvirtDaemon.hostHasItsOwnDaemon, "restarts libvirtd: only one the tests started themselves"))
+    func libvirtdRestartedWhileADomainRunsIsAGapThenANewSession() async throws {
         let daemon = try LibvirtDaemon.shared()
         let recorded = try await record(.idle) { domain, harness in
             try await harness.waitUntil("one session") { try await Self.sessions(of: domain, in: harness).count == 1 }
