@@ -36,28 +36,13 @@ struct PauseReportTests {
     @Test func aVMFoundPausedIsPausedFromTheAttachAndAPauseStillGoingLastsUntilNow() async throws {
         try await withDatabase { database in
             // Given a VM already paused when qmplog attached, resumed, then stopped again and still stopped
-            let handle = try await database.beginSession(
-                NewSession(
-                    machine: MachineIdentity(name: "vm", uuid: nil, endpoint: "unix:/run/vm.qmp"),
-                    endpoint: "unix:/run/vm.qmp",
-                    qemuVersion: "7.2.22",
-                    qemuPackage: "",
-                    initialStatus: "paused",
-                    initialRunning: false,
-                    startedAt: Self.t0
-                )
-            )
-            try await database.write(
-                events: [("RESUME", 5), ("STOP", 20)].enumerated().map { index, event in
-                    NewEvent(
-                        session: handle,
-                        seq: Int64(index + 1),
-                        name: event.0,
-                        seconds: Self.t0 / Self.second + event.1,
-                        microseconds: 0,
-                        received: Self.t0 + event.1 * Self.second
-                    )
-                }
+            try await Fleet.session(
+                database,
+                at: 0,
+                until: nil,
+                status: "paused",
+                reason: "",
+                detailed: [("RESUME", 5, nil), ("STOP", 20, nil)]
             )
             let now = Self.t0 + 60 * Self.second
             let episodes = try await Self.episodes(database, now: now)

@@ -116,10 +116,12 @@ struct StopReportTests {
         )
     }
 
+    /// A session of VM `vm` from `start` (seconds after `t0`) with `events`, ended at `end` for
+    /// `reason`, or still open when `end` is `nil`.
     static func session(
         _ database: EventDatabase,
         at start: Int64,
-        until end: Int64,
+        until end: Int64?,
         status: String = "running",
         reason: String,
         detailed events: [(String, Int64, String?)]
@@ -143,7 +145,8 @@ struct StopReportTests {
         }
         try await database.write(
             events: rows,
-            endings: [SessionEnd(sessionId: handle.sessionId, endedAt: t0 + end * second, reason: reason)]
+            endings: end.map { [SessionEnd(sessionId: handle.sessionId, endedAt: t0 + $0 * second, reason: reason)] }
+                ?? []
         )
     }
 }
