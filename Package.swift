@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
     ],
     targets: [
         // Protocol: framing, messages, the read-only client. Knows nothing of storage.
@@ -64,6 +66,18 @@ let package = Package(
             name: "Reports",
             dependencies: ["EventStore"]
         ),
+        // Hooks: tells commands about the incidents Reports finds in what the recorder commits.
+        .target(
+            name: "Hooks",
+            dependencies: [
+                "EventStore",
+                "Reports",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .executableTarget(
             name: "qmplog",
             dependencies: [
@@ -71,6 +85,7 @@ let package = Package(
                 "EventStore",
                 "Collector",
                 "Reports",
+                "Hooks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -109,6 +124,7 @@ let package = Package(
             name: "CollectorTests",
             dependencies: [
                 "Collector",
+                "Hooks",
                 "Libvirt",
                 "Reports",
                 "QMP",
@@ -137,6 +153,7 @@ let package = Package(
             name: "qmplogTests",
             dependencies: [
                 "qmplog",
+                "Hooks",
                 "EventStore",
                 "QMP",
                 "QMPTestSupport",

@@ -30,6 +30,9 @@ public struct CollectorConfiguration: Sendable {
     public var maximumConcurrentAttaches: Int
     /// The wall clock for `received` and session times, in microseconds since the Unix epoch.
     public var now: @Sendable () -> Int64
+    /// Called after each commit of events and session ends, on the writer's task: it must return
+    /// at once.
+    public var onCommit: (@Sendable () -> Void)?
 
     public init(
         targets: [QMPEndpoint],

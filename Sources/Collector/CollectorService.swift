@@ -37,7 +37,8 @@ public struct CollectorService: Service, CustomStringConvertible {
         let writer = EventWriter(
             database: database,
             maximumPending: configuration.maximumPendingEvents,
-            maximumPendingBytes: configuration.maximumPendingBytes
+            maximumPendingBytes: configuration.maximumPendingBytes,
+            onCommit: configuration.onCommit
         )
         let failures = try await withThrowingTaskGroup(of: [String].self) { group in
             group.addTask {

@@ -47,10 +47,18 @@ final class EventWriter: Sendable {
     /// How long a small batch waits for company before it is committed.
     static let gatherDelay = Duration.milliseconds(50)
 
-    init(database: EventDatabase, maximumPending: Int, maximumPendingBytes: Int) {
+    private let onCommit: (@Sendable () -> Void)?
+
+    init(
+        database: EventDatabase,
+        maximumPending: Int,
+        maximumPendingBytes: Int,
+        onCommit: (@Sendable () -> Void)? = nil
+    ) {
         self.database = database
         self.maximumPending = max(1, maximumPending)
         self.maximumPendingBytes = max(1, maximumPendingBytes)
+        self.onCommit = onCommit
     }
 
     /// Queues events for the next commit, without waiting: called on a connection's event loop.
@@ -139,6 +147,7 @@ final class EventWriter: Sendable {
             for resume in readers { resume() }
             do {
                 try await database.write(events: batch, identifications: identifications, endings: batchEndings)
+                onCommit?()
             } catch {
                 state.withLock { $0.failed = true }
                 throw error

@@ -177,6 +177,40 @@ extension EventDatabase {
                     """
             )
         }
+        // What `record --on CLASS --exec COMMAND` told, so that a hook runs once per incident and
+        // one pending at a crash runs after the restart: each incident is stored before its hooks
+        // run, each hook's run is marked when it ends, and the scan's progress survives a restart.
+        migrator.registerMigration("v8-incidents") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE incident (
+                        id INTEGER PRIMARY KEY,
+                        machineId INTEGER NOT NULL REFERENCES machine(id),
+                        kind TEXT NOT NULL,
+                        class TEXT NOT NULL,
+                        time INTEGER NOT NULL,
+                        lastTime INTEGER NOT NULL,
+                        count INTEGER NOT NULL,
+                        evidence TEXT NOT NULL,
+                        event TEXT,
+                        detectedAt INTEGER NOT NULL,
+                        UNIQUE (machineId, kind, class, time)
+                    ) STRICT;
+                    CREATE TABLE hookRun (
+                        incidentId INTEGER NOT NULL REFERENCES incident(id),
+                        hook TEXT NOT NULL,
+                        finishedAt INTEGER,
+                        outcome TEXT,
+                        PRIMARY KEY (incidentId, hook)
+                    ) STRICT, WITHOUT ROWID;
+                    CREATE INDEX hookRunPending ON hookRun(hook) WHERE finishedAt IS NULL;
+                    CREATE TABLE incidentScan (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        scannedUntil INTEGER NOT NULL
+                    ) STRICT;
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -44,6 +44,10 @@ struct QMPLogCommand: AsyncParsableCommand {
             exit(withError: error)
         } catch let error as ValidationError {
             exit(withError: error)
+        } catch  where exitCode(for: error) == .success {
+            // ArgumentParser's own help command (`qmplog help record`, `--help` on a parent) asks
+            // for its help screen by throwing.
+            exit(withError: error)
         } catch {
             // Line by line: a newline is safe, and errors listing several failures use it.
             let lines = "\(error)".split(separator: "\n", omittingEmptySubsequences: false)

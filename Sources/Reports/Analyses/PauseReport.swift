@@ -29,6 +29,8 @@ enum PauseReport {
         var evidence: String
         /// Still paused at the end of the window's observation (an open session).
         var ongoing: Bool
+        /// Already not running when qmplog attached: it began before anyone watched.
+        var foundOnAttach = false
     }
 
     static let eventNames = [
@@ -41,13 +43,18 @@ enum PauseReport {
     }
 
     /// The episodes overlapping `data`'s window, clipped to it, in start order.
-    static func analyze(_ data: ReportData) async throws -> [Episode] {
+    ///
+    /// - Parameter maximumLookback: read at most this far before the window, for a caller that wants
+    ///   only the episodes starting in it (an episode's cause comes just before its STOP).
+    static func analyze(_ data: ReportData, maximumLookback: Int64? = nil) async throws -> [Episode] {
         let query = data.query
         let sessions = try await data.sessions()
         // An episode under way at the window's start began in a session that overlaps the window:
         // read from the earliest of those, to find its cause.
         let earliest = sessions.map(\.startedAt).min()
-        let lookback = query.since.map { since in max(0, since - min(earliest ?? since, since)) }
+        let lookback = query.since.map { since in
+            min(max(0, since - min(earliest ?? since, since)), maximumLookback ?? .max)
+        }
         var timelines: [Int64: [Item]] = [:]
         var order: Int32 = 0
         try data.forEachEvent(named: eventNames, lookback: lookback) { event in
@@ -165,7 +172,7 @@ enum PauseReport {
         let machineId: Int64
         let now: Int64
         var episodes: [Episode] = []
-        private var open: (start: Int64, cause: Cause, evidence: String)?
+        private var open: (start: Int64, cause: Cause, evidence: String, onAttach: Bool)?
         /// What the next STOP is for, when an event announced it.
         private var announced: (cause: Cause, evidence: String)?
         private var shutdown = false
@@ -189,7 +196,7 @@ enum PauseReport {
                 case "shutdown": .shutdownHeld
                 default: .unknown
                 }
-            open = (session.startedAt, cause, "\(status) when qmplog attached")
+            open = (session.startedAt, cause, "\(status) when qmplog attached", true)
             shutdown = status == "shutdown"
         }
 
@@ -203,10 +210,10 @@ enum PauseReport {
                 guard open == nil else { return }
                 let (cause, evidence) =
                     announced ?? (shutdown ? (.shutdownHeld, "SHUTDOWN, then STOP") : (.hostStop, "STOP"))
-                open = (event.time, cause, evidence)
+                open = (event.time, cause, evidence, false)
                 announced = nil
             case .suspend:
-                if open == nil { open = (event.time, .suspend, event.note ?? "SUSPEND") }
+                if open == nil { open = (event.time, .suspend, event.note ?? "SUSPEND", false) }
             case .resume:
                 close(at: event.time, how: event.note ?? "RESUME")
                 shutdown = false
@@ -235,7 +242,8 @@ enum PauseReport {
                     end: max(now, open.start),
                     cause: open.cause,
                     evidence: open.evidence,
-                    ongoing: true
+                    ongoing: true,
+                    foundOnAttach: open.onAttach
                 )
             )
             self.open = nil
@@ -250,7 +258,8 @@ enum PauseReport {
                     end: time,
                     cause: open.cause,
                     evidence: "\(open.evidence); until \(how)",
-                    ongoing: false
+                    ongoing: false,
+                    foundOnAttach: open.onAttach
                 )
             )
             self.open = nil

@@ -2,6 +2,7 @@ import ArgumentParser
 import Collector
 import EventStore
 import Foundation
+import Hooks
 import Logging
 import QMP
 import ServiceLifecycle
@@ -37,12 +38,26 @@ extension QMPLogCommand {
                 connection is retried with backoff. Do not also record a libvirt domain through a \
                 second monitor: every event would be stored twice.
 
+                --on CLASS --exec COMMAND runs COMMAND once for each incident of CLASS, about a \
+                second after it is committed: the stops and pauses of `report stops` and `report \
+                pauses` (--on killed, io-error, any-stop, stop:CLASS, pause:CAUSE, …), each panic \
+                (a QEMU < 6.0 double panic is one), each watchdog firing, and crash loops. COMMAND \
+                is split into words as a shell would (quotes) and run directly, never by a shell; \
+                the incident is in its environment only: QMPLOG_VM, QMPLOG_VM_UUID, QMPLOG_KIND, \
+                QMPLOG_CLASS, QMPLOG_TIME (RFC 3339), QMPLOG_TIME_US, QMPLOG_EVIDENCE, QMPLOG_EVENT \
+                (the QMP event as JSON, or null), QMPLOG_COUNT and QMPLOG_LAST_TIME (crash loops), \
+                QMPLOG_INCIDENT_ID, QMPLOG_DATABASE. Incidents are stored before their hooks run: a \
+                run cut short by a stop, a crash or kill -9 runs again after the restart (at least \
+                once). Hooks never hold recording: at most --hook-concurrency run, each stopped after \
+                --hook-timeout, and a run finding --hook-queue others waiting is dropped and logged.
+
                 Examples:
                   qmplog record /run/qemu/vm1.qmp /run/qemu/vm2.qmp tcp:127.0.0.1:4444
                   qmplog record --watch /run/qemu-server --pattern '*.qmp'
                   qmplog record --listen /run/qmplog/qmp.sock
                   qmplog record --libvirt
                   qmplog record --libvirt qemu+ssh://root@host2/system
+                  qmplog record --libvirt --on panic,crashloop --exec 'page-oncall virt'
                 """
         )
 
@@ -133,6 +148,36 @@ extension QMPLogCommand {
         )
         var rollupEvery: Int = 6 * 3600
 
+        @Option(
+            name: .customLong("on"),
+            help: ArgumentHelp(
+                "Run the --exec at the same position for each incident of these classes (comma-separated); repeatable.",
+                discussion: "Classes: \(Hook.classNames).",
+                valueName: "class"
+            )
+        )
+        var hookClasses: [String] = []
+
+        @Option(
+            name: .customLong("exec"),
+            help: ArgumentHelp(
+                "The command an --on runs: split into words like a shell would, never through one; the incident is in its QMPLOG_* environment.",
+                valueName: "command"
+            )
+        )
+        var hookCommands: [String] = []
+
+        @Option(help: ArgumentHelp("Stop a hook's run after this many seconds.", valueName: "seconds"))
+        var hookTimeout: Double = 120
+
+        @Option(help: ArgumentHelp("Hook runs at once; more wait in the queue.", valueName: "count"))
+        var hookConcurrency: Int = 4
+
+        @Option(
+            help: ArgumentHelp("Hook runs that may wait; more are dropped (logged and marked).", valueName: "count")
+        )
+        var hookQueue: Int = 1_000
+
         @OptionGroup var logging: LoggingOptions
 
         @Argument(help: ArgumentHelp("QMP monitors to record.", valueName: "target"))
@@ -171,6 +216,16 @@ extension QMPLogCommand {
                     throw ValidationError(error.message)
                 }
             }
+            _ = try hooks()
+            if once, !hookClasses.isEmpty {
+                throw ValidationError("--on runs hooks while recording; it does not apply with --once.")
+            }
+            guard hookTimeout >= 1, hookTimeout <= 86_400 else {
+                throw ValidationError("--hook-timeout must be 1 to 86400 seconds (a day).")
+            }
+            guard (1...256).contains(hookConcurrency), (1...1_000_000).contains(hookQueue) else {
+                throw ValidationError("--hook-concurrency must be 1 to 256 and --hook-queue 1 to 1000000.")
+            }
             // Bounded so that every conversion to microseconds and durations fits (NaN fails each test).
             guard (0...Self.maximumRollupEvery).contains(rollupEvery) else {
                 throw ValidationError(
@@ -189,6 +244,22 @@ extension QMPLogCommand {
         }
 
         static let maximumRollupEvery = 366 * 86_400
+
+        /// Each --on with the --exec at its position.
+        func hooks() throws -> [Hook] {
+            guard hookClasses.count == hookCommands.count else {
+                throw ValidationError(
+                    "Give each --on CLASS its --exec COMMAND (\(hookClasses.count) --on, \(hookCommands.count) --exec)."
+                )
+            }
+            return try zip(hookClasses, hookCommands).map { on, exec in
+                do {
+                    return try Hook(on: on, exec: exec)
+                } catch {
+                    throw ValidationError("\(error)")
+                }
+            }
+        }
 
         /// --listen-group and --listen-allow-uid, resolved to ids.
         func listenAccess() throws -> QMPListenerAccess {
@@ -244,7 +315,7 @@ extension QMPLogCommand {
             try lock.share()
             defer { withExtendedLifetime(lock) {} }
             let endpoints = try targets.map { try QMPEndpoint(parsing: $0) }
-            let configuration = CollectorConfiguration(
+            var configuration = CollectorConfiguration(
                 targets: endpoints,
                 listenPaths: listenPaths,
                 listenAccess: try listenAccess(),
@@ -265,10 +336,28 @@ extension QMPLogCommand {
                     "watch.paths": "\(watchDirectories)", "once": "\(once)",
                 ]
             )
+            let hooks = try hooks()
+            let commits = CommitCounter()
+            if !hooks.isEmpty { configuration.onCommit = commits.increment }
             let service = CollectorService(configuration: configuration, database: database, logger: logger)
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)
             ]
+            if !hooks.isEmpty {
+                let incidentHooks = IncidentHooks(
+                    database: database,
+                    hooks: hooks,
+                    limits: IncidentHooks.Limits(
+                        queue: hookQueue,
+                        concurrency: hookConcurrency,
+                        timeout: .milliseconds(Int64(hookTimeout * 1000))
+                    ),
+                    commits: commits,
+                    logger: logger,
+                    now: FilterOptions.now
+                )
+                services.append(.init(service: incidentHooks, successTerminationBehavior: .ignore))
+            }
             if !once, rollupEvery > 0 {
                 let maintenance = RollupMaintenance(
                     database: database,
