@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // Protocol: framing, messages, the read-only client. Knows nothing of storage.
@@ -78,6 +81,18 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // Server: `qmplog serve`, the dashboard, /metrics and the reports over HTTP (Hummingbird).
+        .target(
+            name: "Server",
+            dependencies: [
+                "EventStore",
+                "Reports",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "qmplog",
             dependencies: [
@@ -86,6 +101,7 @@ let package = Package(
                 "Collector",
                 "Reports",
                 "Hooks",
+                "Server",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -154,6 +170,7 @@ let package = Package(
             dependencies: [
                 "qmplog",
                 "Hooks",
+                "Server",
                 "EventStore",
                 "QMP",
                 "QMPTestSupport",

@@ -15,12 +15,14 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -56,6 +58,13 @@ def timed(command, cpu_window=None, **kwargs):
         raise RuntimeError(f"{command[0]} failed ({process.returncode}): {stderr[-2000:]}")
     elapsed, rss_kib, user, system = stderr.strip().splitlines()[-1].split()
     return float(elapsed), int(rss_kib) / 1024, float(user) + float(system), window if cpu_window else stdout
+
+
+def process_cpu_seconds(pid):
+    """CPU seconds (user + system, all threads) of process `pid`."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def child_cpu_seconds(parent):
@@ -458,6 +467,52 @@ def durability(args):
     save("durability", args, results)
 
 
+def serve(args):
+    """`qmplog serve` over a generated year of events: wrk latency of `/metrics` and `/` (the
+    default 7-day window) at 10 connections, with the rollup built as a recorder keeps it, and the
+    server's CPU meanwhile."""
+    work = tempfile.mkdtemp(prefix="bench-serve-")
+    db = os.path.join(work, "big.sqlite")
+    started = time.time()
+    make_report_database(db, args.events, args.vms)
+    print(f"generated {count_rows(db):,} events in {time.time() - started:.0f} s", flush=True)
+    subprocess.run([QMPLOG, "rollup", "--db", db], check=True, capture_output=True)
+    port = 9750 + os.getpid() % 200
+    server = subprocess.Popen([QMPLOG, "serve", "--db", db, "--http", f"127.0.0.1:{port}", "--log-level", "error"])
+    summary = {}
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(base + "/metrics", timeout=120).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        for route in ["/metrics", "/"]:
+            first = time.time()
+            body = urllib.request.urlopen(base + route, timeout=600).read()
+            single = time.time() - first
+            cpu_before = process_cpu_seconds(server.pid)
+            out = subprocess.run(["wrk", "-t", "2", "-c", "10", "-d", f"{args.seconds}s", "--latency", "--timeout", "120s",
+                                  base + route], capture_output=True, text=True, check=True).stdout
+            cpu = process_cpu_seconds(server.pid) - cpu_before
+            latency = {m.group(1): m.group(2) for m in re.finditer(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
+            rate = re.search(r"Requests/sec:\s+(\S+)", out)
+            summary[route] = {"bytes": len(body), "single_request_seconds": single, "p50": latency.get("50"),
+                              "p99": latency.get("99"), "requests_per_second": float(rate.group(1)) if rate else None,
+                              "server_cpu_seconds": cpu, "wrk_seconds": args.seconds}
+            print(f"{route}: {summary[route]}", flush=True)
+    finally:
+        server.terminate()
+        server.wait()
+    shutil.rmtree(work)
+    print(f"\nqmplog serve over {args.events:,} events, {args.vms} VMs; wrk -c 10 for {args.seconds} s per route")
+    for route, row in summary.items():
+        print(f"{route:9} {row['bytes']:>9,} B  first {row['single_request_seconds']:.2f} s  p50 {row['p50']}  "
+              f"p99 {row['p99']}  {row['requests_per_second']} req/s")
+    save("serve", args, summary)
+
+
 def summarize(results, events):
     summary = {}
     for name, runs in results.items():
@@ -517,6 +572,11 @@ def main():
     p.add_argument("--kill-after", type=int, default=700_000, help="events committed before each kill -9")
     p.add_argument("--watch-seconds", type=float, default=3, help="how long each restart is watched")
     p.set_defaults(run=durability)
+    p = sub.add_parser("serve", help="wrk latency of qmplog serve's /metrics and / over a generated year")
+    p.add_argument("--events", type=int, default=10_000_000)
+    p.add_argument("--vms", type=int, default=1000)
+    p.add_argument("--seconds", type=int, default=20)
+    p.set_defaults(run=serve)
     args = parser.parse_args()
     if not os.access(QMPLOG, os.X_OK):
         sys.exit(f"build first: swift build -c release --static-swift-stdlib --product qmplog  ({QMPLOG} missing)")

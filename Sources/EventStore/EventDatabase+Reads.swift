@@ -18,3 +18,14 @@ extension EventDatabase {
         try await writer.read { db in try Machine.order(Machine.Columns.id).fetchAll(db) }
     }
 }
+
+extension EventDatabase {
+    /// The latest `limit` events by arrival (newest first), of these machines (`nil`: all).
+    package func latestEvents(limit: Int, machineIds: [Int64]?) async throws -> [RecordedEvent] {
+        try await writer.read { db in
+            var request = RecordedEvent.order(RecordedEvent.Columns.id.desc).limit(limit)
+            if let machineIds { request = request.filter(machineIds.contains(RecordedEvent.Columns.machineId)) }
+            return try request.fetchAll(db)
+        }
+    }
+}

@@ -43,7 +43,7 @@ struct RecordingHarness {
 
     /// Waits until `count` sessions have been recorded and identified (or have ended): the
     /// recorder has attached to the VMs and knows who they are.
-    func waitForSessions(_ count: Int, timeout: Duration = .seconds(20)) async throws {
+    func waitForSessions(_ count: Int, timeout: Duration = .seconds(60)) async throws {
         try await waitUntil(timeout: timeout, "\(count) sessions") {
             try await database.allSessions().filter { $0.initialStatus != nil || $0.endedAt != nil }.count >= count
         }

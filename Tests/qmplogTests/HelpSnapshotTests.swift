@@ -12,7 +12,7 @@ struct HelpSnapshotTests {
         ("export", QMPLogCommand.Export.self), ("vms", QMPLogCommand.Vms.self), ("rollup", QMPLogCommand.Rollup.self),
         ("demo", QMPLogCommand.Demo.self), ("setup-libvirt", QMPLogCommand.Setup.Libvirt.self),
         ("setup-proxmox", QMPLogCommand.Setup.Proxmox.self), ("import", QMPLogCommand.Import.self),
-        ("timeline", QMPLogCommand.Timeline.self),
+        ("timeline", QMPLogCommand.Timeline.self), ("serve", QMPLogCommand.Serve.self),
     ])
     func helpMatchesItsGoldenFile(_ name: String, command: any ParsableCommand.Type) throws {
         let help = QMPLogCommand.helpMessage(for: command, columns: 80)

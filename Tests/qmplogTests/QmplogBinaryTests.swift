@@ -146,7 +146,9 @@ struct QmplogBinaryTests {
 
     static func waitUntil(_ condition: () async throws -> Bool) async throws {
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: .seconds(20))
+        // Generous: the suites run in parallel, and a headless browser or a TCG boot beside this
+        // one can take seconds of a 2-core machine.
+        let deadline = clock.now.advanced(by: .seconds(60))
         while !((try? await condition()) ?? false) {
             guard clock.now < deadline else { throw QEMUTestError("timed out") }
             try await Task.sleep(for: .milliseconds(20))

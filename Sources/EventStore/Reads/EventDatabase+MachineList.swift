@@ -9,6 +9,8 @@ public struct MachineOverview: Sendable {
     public var latestStatus: String?
     public var attached: Bool
     public var latestStateEvents: [String]
+    /// The QEMU version its latest session reported.
+    public var qemuVersion: String?
 }
 
 extension EventDatabase {
@@ -28,7 +30,9 @@ extension EventDatabase {
                            (SELECT s.endedAt IS NULL FROM session s WHERE \(recorded)
                             ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS attached,
                            (SELECT s.id FROM session s WHERE \(recorded)
-                            ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS lastSession
+                            ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS lastSession,
+                           (SELECT s.qemuVersion FROM session s WHERE \(recorded)
+                            ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS qemuVersion
                     FROM machine m ORDER BY COALESCE(m.name, m.uuid, m.endpoint)
                     """
             )
@@ -55,7 +59,8 @@ extension EventDatabase {
                     events: row["events"],
                     latestStatus: row["status"],
                     attached: row["attached"] ?? false,
-                    latestStateEvents: names
+                    latestStateEvents: names,
+                    qemuVersion: row["qemuVersion"]
                 )
             }
         }

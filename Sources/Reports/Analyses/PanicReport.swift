@@ -18,6 +18,12 @@ enum PanicReport {
     /// applicable), `["repeat"]` per merged GUEST_PANICKED; for the default day series, the fleet's
     /// panics per day as `["day", bucket]` on VM 0 (per VM they would be as many rows as events).
     static func run(_ data: ReportData) async throws -> ReportResult {
+        let (facts, series) = try await factsAndSeries(data)
+        return result(facts, series: series, data: data)
+    }
+
+    /// The facts of `data`'s window, from the rollup where it can answer, and the panics per bucket.
+    static func factsAndSeries(_ data: ReportData) async throws -> (FactTally, [Int64: Int]) {
         let interval = data.query.interval ?? .day
         var facts = FactTally()
         var series: [Int64: Int] = [:]
@@ -44,7 +50,7 @@ enum PanicReport {
             }
         }
         try count(scan, into: &facts, open: open) { time in series[interval.bucket(of: time), default: 0] += 1 }
-        return result(facts, series: series.filter { $0.value != 0 }, data: data)
+        return (facts, series.filter { $0.value != 0 })
     }
 
     /// The fleet's panics per day in `facts` (on VM 0) and a carried fact per panic still open at

@@ -12,12 +12,22 @@ enum ResetReport {
 
     /// Facts: `[initiator, reason, "1"]` per distinct reset, `[initiator, reason, "0"]` per RESET
     /// in the burst of an earlier one.
+    /// The facts of `data`'s window, from the rollup where it can answer; `each` sees every RESET
+    /// counted from the events, and whether it is a distinct reset.
+    static func facts(
+        _ data: ReportData,
+        each: (_ time: Int64, _ isNew: Bool) -> Void = { _, _ in }
+    ) async throws -> FactTally {
+        var facts = FactTally()
+        let scan = try await data.loadingRollup(.resets, into: &facts).scan
+        try count(scan, into: &facts, each: each)
+        return facts
+    }
+
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
-        var facts = FactTally()
         var perBucket: [Int64: (events: Int, distinct: Int)] = [:]
-        let scan = try await data.loadingRollup(.resets, into: &facts).scan
-        try count(scan, into: &facts) { time, isNew in
+        let facts = try await facts(data) { time, isNew in
             guard let interval = query.interval else { return }
             perBucket[interval.bucket(of: time), default: (0, 0)].events += 1
             if isNew { perBucket[interval.bucket(of: time), default: (0, 0)].distinct += 1 }

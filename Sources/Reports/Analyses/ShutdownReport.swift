@@ -17,18 +17,28 @@ enum ShutdownReport {
 
     /// Facts: `[initiator, reason]` per shutdown, `["duplicate"]` per repeated SHUTDOWN.
     static func run(_ data: ReportData) async throws -> ReportResult {
-        var facts = FactTally()
         var series: [Int64: Tally<Initiator>] = [:]
+        let facts = try await facts(data) { time, initiator in
+            if let interval = data.query.interval { series[interval.bucket(of: time), default: Tally()].add(initiator) }
+        }
+        let senders = try await data.database.signalSenders(in: data.selection())
+        return result(facts, series: series, senders: senders, data: data)
+    }
+
+    /// The facts of `data`'s window, from the rollup where it can answer; `each` sees every
+    /// SHUTDOWN counted from the events.
+    static func facts(
+        _ data: ReportData,
+        each: (_ time: Int64, _ initiator: Initiator) -> Void = { _, _ in }
+    ) async throws -> FactTally {
+        var facts = FactTally()
         let (scan, rollup) = try await data.loadingRollup(.shutdowns, into: &facts)
         var pending: [Int64: Int64] = [:]
         for carried in rollup?.carried("pending") ?? [] {
             if let session = Int64(carried.key[carried.key.startIndex]) { pending[session] = carried.machineId }
         }
-        try count(scan, into: &facts, pending: pending) { time, initiator in
-            if let interval = data.query.interval { series[interval.bucket(of: time), default: Tally()].add(initiator) }
-        }
-        let senders = try await data.database.signalSenders(in: data.selection())
-        return result(facts, series: series, senders: senders, data: data)
+        try count(scan, into: &facts, pending: pending, each: each)
+        return facts
     }
 
     /// Classifies the SHUTDOWNs in `data`'s window into `facts`; `each` sees every counted one.

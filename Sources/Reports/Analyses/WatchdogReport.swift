@@ -2,13 +2,20 @@ import EventStore
 
 /// WATCHDOG firings by action and VM.
 enum WatchdogReport {
+    /// The facts of `data`'s window, from the rollup where it can answer; `each` sees every firing
+    /// counted from the events.
+    static func facts(_ data: ReportData, each: (_ time: Int64) -> Void = { _ in }) async throws -> FactTally {
+        var facts = FactTally()
+        let scan = try await data.loadingRollup(.watchdog, into: &facts).scan
+        try count(scan, into: &facts, each: each)
+        return facts
+    }
+
     /// Facts: `[action]` per firing.
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
-        var facts = FactTally()
         var perBucket: [Int64: Int] = [:]
-        let scan = try await data.loadingRollup(.watchdog, into: &facts).scan
-        try count(scan, into: &facts) { time in
+        let facts = try await facts(data) { time in
             if let interval = query.interval { perBucket[interval.bucket(of: time), default: 0] += 1 }
         }
         let byAction = facts.tally { $0.first }

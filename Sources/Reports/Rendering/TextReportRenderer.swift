@@ -182,3 +182,8 @@ extension String {
         String(map { $0 == "T" ? " " : $0 })
     }
 }
+
+extension ReportValue {
+    /// The value as a table shows it to a person (times to the second, durations as `1d 02:03:04`).
+    package var displayText: String { TextReportRenderer.text(self) }
+}

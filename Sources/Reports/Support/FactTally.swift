@@ -52,7 +52,7 @@ struct FactTally {
         return result
     }
 
-    private func sortedEntries(of machineId: Int64) -> [(key: [String], value: Int64)] {
+    func sortedEntries(of machineId: Int64) -> [(key: [String], value: Int64)] {
         (values[machineId] ?? [:]).sorted { $0.key.lexicographicallyPrecedes($1.key) }
     }
 }

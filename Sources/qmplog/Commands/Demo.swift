@@ -89,7 +89,10 @@ extension QMPLogCommand {
             print("")
             print(
                 db == nil
-                    ? "(The temporary database has been deleted; use --db FILE to keep it.)" : "Events kept in \(path)."
+                    ? "(The temporary database has been deleted; use --db FILE to keep it, then see it in a browser "
+                        + "with: qmplog serve --db FILE, and open http://127.0.0.1:9750/)"
+                    : "Events kept in \(path). See them in a browser: qmplog serve --db \(path), "
+                        + "then open http://127.0.0.1:9750/"
             )
         }
     }

@@ -5,6 +5,7 @@ import Foundation
 import Hooks
 import Logging
 import QMP
+import Server
 import ServiceLifecycle
 import UnixSignals
 
@@ -50,6 +51,9 @@ extension QMPLogCommand {
                 run cut short by a stop, a crash or kill -9 runs again after the restart (at least \
                 once). Hooks never hold recording: at most --hook-concurrency run, each stopped after \
                 --hook-timeout, and a run finding --hook-queue others waiting is dropped and logged.
+
+                --http ADDRESS:PORT serves what `qmplog serve` serves from inside the recorder, with \
+                qmplog_vm_monitor_connected for the monitors it is attached to now.
 
                 Examples:
                   qmplog record /run/qemu/vm1.qmp /run/qemu/vm2.qmp tcp:127.0.0.1:4444
@@ -177,6 +181,8 @@ extension QMPLogCommand {
             help: ArgumentHelp("Hook runs that may wait; more are dropped (logged and marked).", valueName: "count")
         )
         var hookQueue: Int = 1_000
+
+        @OptionGroup var httpAddress: HTTPAddressOptions
 
         @OptionGroup var logging: LoggingOptions
 
@@ -357,6 +363,15 @@ extension QMPLogCommand {
                     now: FilterOptions.now
                 )
                 services.append(.init(service: incidentHooks, successTerminationBehavior: .ignore))
+            }
+            if httpAddress.http != nil {
+                let server = WebServer(
+                    database: database,
+                    version: QMPLogCommand.configuration.version,
+                    inRecorder: true,
+                    now: FilterOptions.now
+                )
+                services.append(.init(service: try httpAddress.application(serving: server, logger: logger)))
             }
             if !once, rollupEvery > 0 {
                 let maintenance = RollupMaintenance(

@@ -1,0 +1,154 @@
+package import EventStore
+
+/// One Prometheus metric family: its name, help, type and samples.
+package struct MetricFamily: Sendable {
+    package enum Kind: String, Sendable { case counter, gauge }
+
+    package var name: String
+    package var help: String
+    package var kind: Kind
+    package var samples: [(labels: [(String, String)], value: Int64)] = []
+}
+
+/// The fleet's whole-history figures as metric families: the same facts, and so the same numbers,
+/// as `report shutdowns`, `resets`, `panics`, `watchdog` and `summary` over the whole history (from
+/// the rollup where it answers), and each VM's state as `qmplog vms` shows it.
+///
+/// Label values are bounded: a VM's name, and names and reasons from QEMU's enums; anything that
+/// is not spelled as those are (a peer's invention) is counted under `other`.
+package enum FleetMetrics {
+    /// - Parameter monitors: add `qmplog_vm_monitor_connected` (a recorder serving: its open
+    ///   sessions are the monitors it is attached to now).
+    package static func families(of database: EventDatabase, now: Int64, version: String, monitors: Bool = false)
+        async throws -> [MetricFamily]
+    {
+        let data = try await ReportData(database: database, query: ReportQuery(now: now))
+        func vm(_ id: Int64) -> String { data.name(of: id) }
+
+        var shutdowns = MetricFamily(
+            name: "qmplog_vm_shutdowns_total",
+            help:
+                "Shutdowns by initiator (guest, host, host_requested_acpi, unknown) and QEMU's reason, as report shutdowns counts them.",
+            kind: .counter
+        )
+        for (id, key, value) in sorted(try await ShutdownReport.facts(data)) where key.count == 2 {
+            shutdowns.samples.append(([("vm", vm(id)), ("initiator", key[0]), ("reason", bounded(key[1]))], value))
+        }
+
+        var resets = MetricFamily(
+            name: "qmplog_vm_resets_total",
+            help: "Distinct resets by initiator (guest, host, watchdog, unknown), as report resets counts them.",
+            kind: .counter
+        )
+        var resetTotals: [Int64: [String: Int64]] = [:]
+        for (id, key, value) in sorted(try await ResetReport.facts(data)) where key.count == 3 && key[2] == "1" {
+            resetTotals[id, default: [:]][key[0], default: 0] += value
+        }
+        resets.samples += samples(resetTotals, label: "initiator", vm: vm)
+
+        var panics = MetricFamily(
+            name: "qmplog_vm_guest_panics_total",
+            help:
+                "Guest panics by crash type, as report panics counts them (QEMU < 6.0's double GUEST_PANICKED is one).",
+            kind: .counter
+        )
+        var panicTotals: [Int64: [String: Int64]] = [:]
+        for (id, key, value) in sorted(try await PanicReport.factsAndSeries(data).0) where id != 0 && key.count == 4 {
+            panicTotals[id, default: [:]][bounded(key[0].isEmpty ? "(none)" : key[0]), default: 0] += value
+        }
+        panics.samples += samples(panicTotals, label: "type", vm: vm)
+
+        var watchdog = MetricFamily(
+            name: "qmplog_vm_watchdog_events_total",
+            help: "Watchdog firings by action.",
+            kind: .counter
+        )
+        for (id, key, value) in sorted(try await WatchdogReport.facts(data)) where key.count == 1 {
+            watchdog.samples.append(([("vm", vm(id)), ("action", bounded(key[0]))], value))
+        }
+
+        var events = MetricFamily(
+            name: "qmplog_events_total",
+            help: "Events recorded, by event name.",
+            kind: .counter
+        )
+        var eventFacts = FactTally()
+        let cut = try await data.loadingRollup(.summary, into: &eventFacts).rollup?.cut
+        try await data.countEventsPerMachineAndName(since: cut, into: &eventFacts)
+        var eventTotals: [Int64: [String: Int64]] = [:]
+        for (id, key, value) in sorted(eventFacts) where key.count == 1 {
+            eventTotals[id, default: [:]][bounded(key[0], uppercase: true), default: 0] += value
+        }
+        events.samples += samples(eventTotals, label: "event", vm: vm)
+
+        var state = MetricFamily(
+            name: "qmplog_vm_state",
+            help: "1 for each VM's current run state (unknown when no recorder is attached to it), 0 for the others.",
+            kind: .gauge
+        )
+        var info = MetricFamily(
+            name: "qmplog_vm_info",
+            help: "Each VM known to the database, with its UUID and the QEMU version of its latest session.",
+            kind: .gauge
+        )
+        var connected = MetricFamily(
+            name: "qmplog_vm_monitor_connected",
+            help: "1 when this recorder is attached to the VM's monitor now, else 0.",
+            kind: .gauge
+        )
+        for overview in try await database.machineOverviews(stateEvents: StateReport.stateEvents)
+        where data.machineNames[overview.machine.id] != nil {
+            connected.samples.append(([("vm", vm(overview.machine.id))], overview.attached ? 1 : 0))
+            var current = StateReport.state(forStatus: overview.latestStatus)
+            for name in overview.latestStateEvents { current = StateReport.state(after: name, from: current) }
+            let now = overview.attached ? current.rawValue : "unknown"
+            for name in StateReport.State.allCases.map(\.rawValue) + ["unknown"] {
+                state.samples.append(([("vm", vm(overview.machine.id)), ("state", name)], name == now ? 1 : 0))
+            }
+            info.samples.append(
+                (
+                    [
+                        ("vm", vm(overview.machine.id)), ("uuid", overview.machine.uuid ?? ""),
+                        ("qemu_version", overview.qemuVersion ?? ""),
+                    ], 1
+                )
+            )
+        }
+
+        let build = MetricFamily(
+            name: "qmplog_build_info",
+            help: "The qmplog serving these metrics.",
+            kind: .gauge,
+            samples: [([("version", version)], 1)]
+        )
+        return [shutdowns, resets, panics, watchdog, events, state, info, build] + (monitors ? [connected] : [])
+    }
+
+    /// Per-VM totals as samples labelled `vm` and `label`, in name order.
+    private static func samples(_ totals: [Int64: [String: Int64]], label: String, vm: (Int64) -> String)
+        -> [(labels: [(String, String)], value: Int64)]
+    {
+        totals.sorted { vm($0.key) < vm($1.key) }.flatMap { id, values in
+            values.sorted { $0.key < $1.key }.map { ([("vm", vm(id)), (label, $0.key)], $0.value) }
+        }
+    }
+
+    /// A tally's values in a stable order: VM id, then key.
+    private static func sorted(_ facts: FactTally) -> [(Int64, [String], Int64)] {
+        facts.values.keys.sorted().flatMap { id in
+            facts.sortedEntries(of: id).map { (id, $0.key, $0.value) }
+        }
+    }
+
+    /// `value` when it is spelled as QEMU spells its enum values (or event names, `uppercase`),
+    /// else `other`: a label must not carry whatever a peer sent.
+    static func bounded(_ value: String, uppercase: Bool = false) -> String {
+        if value == "(none)" { return value }
+        let bytes = Array(value.utf8)
+        func allowed(_ byte: UInt8) -> Bool {
+            if (48...57).contains(byte) || byte == 95 { return true }
+            return uppercase ? (65...90).contains(byte) : (97...122).contains(byte) || byte == 45
+        }
+        return !bytes.isEmpty && bytes.count <= 64 && bytes.allSatisfy(allowed) ? value : "other"
+    }
+}

@@ -1,0 +1,121 @@
+import ArgumentParser
+import EventStore
+import Hummingbird
+import Logging
+import Server
+import ServiceLifecycle
+import UnixSignals
+
+extension QMPLogCommand {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the dashboard, Prometheus metrics and the reports over HTTP.",
+            discussion: """
+                Read-only, from the database a recorder writes (it never blocks the recorder):
+                  /                      the fleet: shutdowns per day by initiator, panics, resets and \
+                watchdog firings per VM, run state and observed time per VM, the latest events \
+                (?window=24h|7d|30d|all, ?vm=NAME)
+                  /vm/NAME               one VM: its timeline, stops, pauses, states, shutdowns, panics
+                  /metrics               Prometheus text exposition (qmplog_vm_shutdowns_total, …): \
+                counters computed from the database, equal to the whole-history reports
+                  /api/reports/KIND      what `qmplog report KIND --format json` prints \
+                (?since=, until=, vm=, interval=, by=vm)
+                  /api/vms               what `qmplog vms --format json` prints
+                  /api/events            the events as NDJSON, like `qmplog export` (?since=, until=, vm=, event=)
+                A bad parameter is answered 400 with a JSON error naming it. Pages carry no scripts \
+                and load nothing from elsewhere: they work on an air-gapped host.
+
+                There is no authentication: the default address is loopback only, and another one \
+                needs --allow-remote (logged as a warning). SIGTERM or SIGINT stops it gracefully. \
+                `qmplog record --http ADDRESS:PORT` serves the same from inside a recorder.
+
+                Examples:
+                  qmplog serve
+                  qmplog serve --db /var/lib/qmplog/events.sqlite --http 127.0.0.1:9750
+                  qmplog serve --http 0.0.0.0:9750 --allow-remote
+                """
+        )
+
+        @OptionGroup var store: StoreOptions
+
+        @OptionGroup var address: HTTPAddressOptions
+
+        @OptionGroup var logging: LoggingOptions
+
+        func run() async throws {
+            let logger = logging.bootstrap(label: "qmplog.serve")
+            let database = try store.openForReading()
+            let application = try address.application(
+                serving: WebServer(
+                    database: database,
+                    version: QMPLogCommand.configuration.version,
+                    now: FilterOptions.now
+                ),
+                logger: logger
+            )
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: [application],
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger
+                )
+            )
+            try await group.run()
+        }
+    }
+}
+
+/// `--http ADDRESS:PORT` and `--allow-remote`, for `serve` and `record --http`.
+struct HTTPAddressOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Serve the dashboard, metrics and reports on this address and port (serve: 127.0.0.1:9750 unless given).",
+            valueName: "address:port"
+        )
+    )
+    var http: String?
+
+    @Flag(help: "Allow an --http address other than loopback: anyone who reaches it reads the database.")
+    var allowRemote = false
+
+    static let defaultAddress = "127.0.0.1:9750"
+
+    func validate() throws {
+        guard let http else { return }
+        let (host, _) = try Self.split(http)
+        if !Self.isLoopback(host), !allowRemote {
+            throw ValidationError(
+                "--http \(http) is not a loopback address: qmplog serves with no authentication; add --allow-remote to serve it anyway."
+            )
+        }
+    }
+
+    /// `address` split into host and port (`[::1]:9750` for IPv6).
+    static func split(_ address: String) throws -> (String, Int) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw ValidationError("--http \(address): give ADDRESS:PORT, such as 127.0.0.1:9750.")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ValidationError("--http \(address): the address is missing.") }
+        return (host, port)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// The HTTP service for `server` on --http (or the default), logging where it listens.
+    func application(serving server: WebServer, logger: Logger) throws -> some Service {
+        let address = http ?? Self.defaultAddress
+        let (host, port) = try Self.split(address)
+        if !Self.isLoopback(host) {
+            logger.warning("Serving beyond loopback with no authentication", metadata: ["http.address": "\(address)"])
+        }
+        return server.application(host: host, port: port, logger: logger) { bound in
+            logger.notice("Serving", metadata: ["http.address": "http://\(host):\(bound)/"])
+        }
+    }
+}
