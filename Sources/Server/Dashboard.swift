@@ -12,11 +12,13 @@ struct Dashboard {
     let parameters: HTTPQuery
 
     /// The time windows offered, as `window=` values and their `--since` spans.
-    static let windows: [(name: String, since: String?)] = [
-        ("24h", "24h"), ("7d", "7d"), ("30d", "30d"), ("all", nil),
+    static let windows: [(name: String, since: String?, buckets: ReportInterval)] = [
+        ("24h", "24h", .hour), ("7d", "7d", .day), ("30d", "30d", .day), ("all", nil, .week),
     ]
+    /// The VMs drawn in the run-state timeline; the table below it has them all.
+    static let timelineVMs = 50
 
-    private func window() throws(BadParameter) -> (name: String, since: String?) {
+    private func window() throws(BadParameter) -> (name: String, since: String?, buckets: ReportInterval) {
         let name = parameters.first("window") ?? "7d"
         guard let window = Self.windows.first(where: { $0.name == name }) else {
             throw BadParameter("window", "must be one of \(Self.windows.map(\.name).joined(separator: ", "))")
@@ -42,7 +44,9 @@ struct Dashboard {
         perVM.interval = nil
         let resets = try await server.run(.resets, perVM)
         let watchdog = try await server.run(.watchdog, perVM)
-        let states = try await server.run(.states, perVM)
+        var stateQuery = perVM
+        stateQuery.interval = try window().buckets
+        let states = try await server.run(.states, stateQuery)
         let summary = try await server.run(.summary, perVM)
         let database = server.database
         let names = Dictionary(uniqueKeysWithValues: try await database.allMachines().map { ($0.id, $0.displayName) })
@@ -81,11 +85,23 @@ struct Dashboard {
         }
         body += section("Run state per VM", summary: []) {
             let byVM = table(states, "by_vm")
+            let series = table(states, "series")
             let columns = ["running", "paused", "suspended", "shutdown", "unknown"]
-            return SVGChart.stackedBars(
-                label: "Time per VM and run state",
+            // The series is bucket by bucket, each with every VM: one lane per VM.
+            var order: [String] = []
+            var buckets: [String: [[Double]]] = [:]
+            for row in rows(series, label: "vm", values: columns) {
+                if buckets[row.label] == nil {
+                    guard order.count < Self.timelineVMs else { continue }
+                    order.append(row.label)
+                }
+                buckets[row.label, default: []].append(row.values)
+            }
+            let lanes = order.map { (label: $0, buckets: buckets[$0] ?? []) }
+            return SVGChart.stateTimeline(
+                label: "Run state per VM and \(stateQuery.interval?.rawValue ?? "")",
                 series: columns,
-                rows: rows(byVM, label: "vm", values: columns)
+                lanes: lanes
             ) + HTMLText.table(byVM)
         }
         body += section("Observed and unobserved time", summary: summary.summary) {

@@ -91,6 +91,44 @@ enum SVGChart {
         return svg(label: label, height: height + 60, parts)
     }
 
+    /// One lane per VM, one column per time bucket, each column's height split by the time in
+    /// each state (`series`): a run-state timeline.
+    static func stateTimeline(label: String, series: [String], lanes: [(label: String, buckets: [[Double]])]) -> String
+    {
+        guard let count = lanes.map(\.buckets.count).max(), count > 0 else { return empty(label) }
+        let labelWidth = 160.0
+        let laneHeight = 16.0
+        let step = (width - labelWidth - 10) / Double(count)
+        var parts: [String] = []
+        for (index, lane) in lanes.enumerated() {
+            let y = 20 + Double(index) * laneHeight
+            parts.append("<text x=\"0\" y=\"\(y + 12)\">\(HTMLText.escape(String(lane.label.prefix(24))))</text>")
+            for (column, durations) in lane.buckets.enumerated() {
+                let total = durations.reduce(0, +)
+                guard total > 0 else { continue }
+                var top = y + 1
+                for (part, value) in durations.enumerated() where value > 0 {
+                    let height = value / total * (laneHeight - 2)
+                    parts.append(
+                        rect(
+                            x: labelWidth + Double(column) * step,
+                            y: top,
+                            width: max(step - 1, 1),
+                            height: height,
+                            color: part,
+                            series: series[part],
+                            label: lane.label,
+                            value: value
+                        )
+                    )
+                    top += height
+                }
+            }
+        }
+        parts.append(legend(series))
+        return svg(label: label, height: 24 + Double(lanes.count) * laneHeight, parts)
+    }
+
     /// Marks on a time axis, one lane per kind: a VM's sessions, gaps, events, stops and pauses.
     static func marks(label: String, items: [(time: Int64, lane: String, text: String)]) -> String {
         guard let first = items.map(\.time).min(), let last = items.map(\.time).max() else { return empty(label) }

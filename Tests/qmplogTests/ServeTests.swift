@@ -291,6 +291,9 @@ struct ServeTests {
             #expect(dom.output.contains(#"aria-label="Panics by crash type""#))
             #expect(dom.output.contains(#"data-label="hyper-v" data-value="1""#))
             #expect(dom.output.contains(#"<table id="latest_events">"#))
+            // The run-state timeline: a lane per VM, a column per week, split by state.
+            #expect(dom.output.contains(#"aria-label="Run state per VM and week""#))
+            #expect(dom.output.contains(#"data-series="shutdown" data-label="web1""#))
             let vm = try await Self.run(
                 chromium,
                 flags + ["--dump-dom", fleet.base + "/vm/web1?window=all"],
