@@ -320,7 +320,7 @@ def many(args):
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     work = tempfile.mkdtemp(prefix="bench-many-")
     results = {}
-    contenders = ["qmplog"] + ([] if args.skip_python else ["python qemu.qmp"])
+    contenders = ["qmplog"] + (["qmplog serving"] if args.serve else []) + ([] if args.skip_python else ["python qemu.qmp"])
     if not args.skip_floor:
         # What SwiftNIO alone costs reading these sockets: qmplog's floor (Benchmarks/NIOFloor).
         subprocess.run(["swift", "build", "-c", "release", "--package-path", FLOOR_PACKAGE], check=True,
@@ -337,8 +337,17 @@ def many(args):
         while not all(os.path.exists(p) for p in paths):
             time.sleep(0.1)
         db = os.path.join(work, name.split()[0] + ".sqlite")
+        wrk = None
         if name == "qmplog":
             command = [args.qmplog, "record", "--once", "--log-level", "error", "--db", db] + paths
+        elif name == "qmplog serving":
+            # The same recorder also serving, with wrk asking for /metrics at 10 connections from 10 s on.
+            port = 9750 + os.getpid() % 200
+            command = [args.qmplog, "record", "--once", "--log-level", "error", "--db", db,
+                       "--http", f"127.0.0.1:{port}"] + paths
+            wrk = subprocess.Popen(["sh", "-c", f"sleep 10; exec wrk -t 1 -c 10 -d {max(1, int(args.seconds) - 15)}s "
+                                    f"--timeout 30s http://127.0.0.1:{port}/metrics"],
+                                   stdout=subprocess.PIPE, text=True)
         elif name == "nio floor":
             command = [os.path.join(FLOOR_PACKAGE, ".build", "release", "nio-floor")] + paths
         else:
@@ -348,11 +357,17 @@ def many(args):
             elapsed, rss, cpu, steady = timed(command, cpu_window=(10, args.seconds - 5))
         finally:
             server.kill()
+        served = None
+        if wrk is not None:
+            out = wrk.communicate()[0]
+            rate = re.search(r"Requests/sec:\s+(\S+)", out)
+            served = float(rate.group(1)) if rate else None
         stored = None if name == "nio floor" else count_rows(db)  # the floor stores nothing
         expected = args.vms * (int(args.rate * args.seconds) + 1)
         results[name] = {"seconds": elapsed, "cpu_seconds": cpu, "core_percent": 100 * cpu / elapsed,
                          "steady_core_percent": None if steady is None else 100 * steady,
-                         "peak_rss_mib": rss, "events": stored, "expected": expected}
+                         "peak_rss_mib": rss, "events": stored, "expected": expected,
+                         "metrics_requests_per_second": served}
         print(f"{name}: {results[name]}", flush=True)
     shutil.rmtree(work)
     print(f"\n{args.vms} VMs x {args.rate} events/s x {args.seconds} s")
@@ -565,6 +580,7 @@ def main():
     p.add_argument("--skip-floor", action="store_true",
                    help="do not build and run Benchmarks/NIOFloor (SwiftNIO reading the sockets, nothing more)")
     p.add_argument("--qmplog", default=QMPLOG, help="the qmplog binary to measure (default: the release build)")
+    p.add_argument("--serve", action="store_true", help="also measure the recorder serving /metrics to wrk (--http)")
     p.set_defaults(run=many)
     p = sub.add_parser("durability", help="read-to-commit time during a long flood and after kill -9 restarts")
     p.add_argument("--events", type=int, default=3_000_000)

@@ -108,14 +108,14 @@ package struct WebServer: Sendable {
         let registry = PrometheusCollectorRegistry()
         for family in try await FleetMetrics.families(of: database, now: now(), version: version, monitors: inRecorder)
         {
+            // The whole name is the metric name: the families name their own unit suffix (`_total`).
+            let descriptor = MetricNameDescriptor(metricName: family.name, unitName: "", helpText: family.help)
             for sample in family.samples {
                 switch family.kind {
                 case .counter:
-                    registry.makeCounter(name: family.name, labels: sample.labels, help: family.help)
-                        .increment(by: sample.value)
+                    registry.makeCounter(descriptor: descriptor, labels: sample.labels).increment(by: sample.value)
                 case .gauge:
-                    registry.makeGauge(name: family.name, labels: sample.labels, help: family.help)
-                        .set(Double(sample.value))
+                    registry.makeGauge(descriptor: descriptor, labels: sample.labels).set(Double(sample.value))
                 }
             }
         }
@@ -136,7 +136,7 @@ package struct WebServer: Sendable {
             buffer.baseAddress.map { mkstemp($0) } ?? -1
         }
         guard descriptor >= 0 else { throw HTTPError(.internalServerError, message: "cannot create a temporary file") }
-        unlink(String(cString: template))
+        unlink(String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         do {
             _ = try await EventExporter.export(
                 from: database,
