@@ -327,7 +327,7 @@ def many(args):
                        stdout=subprocess.DEVNULL)
         contenders.append("nio floor")
     for name in contenders:
-        sockets = os.path.join(work, name.split()[0])
+        sockets = os.path.join(work, name.replace(" ", "-"))
         os.makedirs(sockets)
         start_after = "qmp_capabilities" if name == "python qemu.qmp" else "query-status"
         server = subprocess.Popen([sys.executable, os.path.join(HERE, "flood_server.py"), "--trickle", str(args.rate),
@@ -336,7 +336,7 @@ def many(args):
         paths = [os.path.join(sockets, f"vm{i}.qmp") for i in range(args.vms)]
         while not all(os.path.exists(p) for p in paths):
             time.sleep(0.1)
-        db = os.path.join(work, name.split()[0] + ".sqlite")
+        db = os.path.join(work, name.replace(" ", "-") + ".sqlite")
         wrk = None
         if name == "qmplog":
             command = [args.qmplog, "record", "--once", "--log-level", "error", "--db", db] + paths

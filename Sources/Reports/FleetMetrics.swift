@@ -96,7 +96,11 @@ package enum FleetMetrics {
             help: "1 when this recorder is attached to the VM's monitor now, else 0.",
             kind: .gauge
         )
-        for overview in try await database.machineOverviews(stateEvents: StateReport.stateEvents)
+        for overview in try await database.machineOverviews(
+            stateEvents: StateReport.stateEvents,
+            settling: StateReport.settlingEvents,
+            countingEvents: false
+        )
         where data.machineNames[overview.machine.id] != nil {
             connected.samples.append(([("vm", vm(overview.machine.id))], overview.attached ? 1 : 0))
             var current = StateReport.state(forStatus: overview.latestStatus)

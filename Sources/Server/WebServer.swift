@@ -3,7 +3,6 @@ import Foundation
 import HTTPTypes
 package import Hummingbird
 package import Logging
-import Prometheus
 import Reports
 
 /// `qmplog serve`: the dashboard, Prometheus metrics and the reports over HTTP, read-only, from the
@@ -18,6 +17,8 @@ package struct WebServer: Sendable {
     let now: @Sendable () -> Int64
     /// Served from inside a recorder: its open sessions are its live monitors.
     let inRecorder: Bool
+    /// Every route's database work goes through it (see ``OneAtATime``).
+    let reads = OneAtATime()
 
     package init(
         database: EventDatabase,
@@ -46,7 +47,7 @@ package struct WebServer: Sendable {
 
     package func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.get("/metrics") { _, _ in try await metrics() }
+        router.get("/metrics") { _, _ in try await reads.run { try await metrics() } }
         router.get("/api/reports/:kind") { request, context in
             try await answer {
                 let name = context.parameters.get("kind") ?? ""
@@ -105,26 +106,13 @@ package struct WebServer: Sendable {
     }
 
     private func metrics() async throws -> Response {
-        let registry = PrometheusCollectorRegistry()
-        for family in try await FleetMetrics.families(of: database, now: now(), version: version, monitors: inRecorder)
-        {
-            // The whole name is the metric name: the families name their own unit suffix (`_total`).
-            let descriptor = MetricNameDescriptor(metricName: family.name, unitName: "", helpText: family.help)
-            for sample in family.samples {
-                switch family.kind {
-                case .counter:
-                    registry.makeCounter(descriptor: descriptor, labels: sample.labels).increment(by: sample.value)
-                case .gauge:
-                    registry.makeGauge(descriptor: descriptor, labels: sample.labels).set(Double(sample.value))
-                }
-            }
-        }
+        let families = try await FleetMetrics.families(of: database, now: now(), version: version, monitors: inRecorder)
         var headers = Self.securityHeaders
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
         return Response(
             status: .ok,
             headers: headers,
-            body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
+            body: .init(byteBuffer: ByteBuffer(string: PrometheusText.render(families)))
         )
     }
 
@@ -174,7 +162,7 @@ package struct WebServer: Sendable {
     /// `body`'s response, or 400 with a JSON error naming the parameter at fault.
     private func answer(_ body: () async throws -> Response) async throws -> Response {
         do {
-            return try await body()
+            return try await reads.run(body)
         } catch let error as BadParameter {
             let object = ["error": ["parameter": error.parameter, "message": error.message]]
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()

@@ -155,6 +155,21 @@ struct ServeTests {
         }
     }
 
+    @Test func manyClientsAtOnceAreAllAnswered() async throws {
+        try await Self.withFleet { fleet in
+            // Ten at once, queued one at a time (OneAtATime). The starvation that queue prevents was
+            // found over 10 M events (BENCHMARKS.md section 7); at this size it does not show.
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<10 {
+                    let route = index % 2 == 0 ? "/metrics" : "/api/reports/states?interval=hour&by=vm"
+                    group.addTask { try await Fleet.get(fleet.base + route).status }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 200, count: 10))
+        }
+    }
+
     // MARK: - The same answers as the command line
 
     @Test(arguments: ["summary", "shutdowns", "panics", "resets", "watchdog", "states", "stops", "pauses"])

@@ -4,7 +4,20 @@ public import EventStore
 public enum MachineListReport {
     /// - Parameter now: the present, for the result's window.
     public static func run(on database: EventDatabase, now: Int64) async throws -> ReportResult {
-        let rows = try await database.machineOverviews(stateEvents: StateReport.stateEvents).map {
+        // The event counts from the rollup and the events after its cut, as `report summary`
+        // counts them, where it can answer: counting a fleet's millions of events takes seconds.
+        let data = try await ReportData(database: database, query: ReportQuery(now: now))
+        var facts = FactTally()
+        var counts: [Int64: Int]?
+        if let rollup = try await data.loadingRollup(.summary, into: &facts).rollup {
+            try await data.countEventsPerMachineAndName(since: rollup.cut, into: &facts)
+            counts = facts.perMachine()
+        }
+        let rows = try await database.machineOverviews(
+            stateEvents: StateReport.stateEvents,
+            settling: StateReport.settlingEvents,
+            countingEvents: counts == nil
+        ).map {
             vm -> [ReportValue] in
             var state = StateReport.state(forStatus: vm.latestStatus)
             for name in vm.latestStateEvents { state = StateReport.state(after: name, from: state) }
@@ -12,7 +25,7 @@ public enum MachineListReport {
                 .optional(vm.machine.name), .optional(vm.machine.uuid), .text(vm.machine.endpoint),
                 .time(vm.machine.firstSeen), .time(vm.machine.lastSeen),
                 .text(vm.attached ? state.rawValue : "\(state.rawValue) (last seen)"),
-                .integer(vm.events),
+                .integer(counts.map { Int64($0[vm.machine.id] ?? 0) } ?? vm.events),
             ]
         }
         return ReportResult(

@@ -11,6 +11,8 @@ enum StateReport {
     }
 
     static let stateEvents = ["STOP", "RESUME", "SUSPEND", "SUSPEND_DISK", "WAKEUP", "SHUTDOWN", "RESET"]
+    /// The events after which the state is known whatever it was before (see ``state(after:from:)``).
+    static let settlingEvents: Set<String> = ["RESUME", "WAKEUP", "SUSPEND", "SUSPEND_DISK", "SHUTDOWN"]
 
     /// The state `query-status` reports, in four buckets. Unknown statuses count as paused (not running).
     static func state(forStatus status: String?) -> State {
