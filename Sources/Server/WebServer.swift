@@ -146,15 +146,15 @@ package struct WebServer: Sendable {
         return Response(
             status: .ok,
             headers: headers,
-            body: ResponseBody { writer in
+            body: ResponseBody { output in
                 defer { close(descriptor) }
                 var chunk = [UInt8](repeating: 0, count: 1 << 16)
                 while true {
                     let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
                     guard count > 0 else { break }
-                    try await writer.write(ByteBuffer(bytes: chunk[0..<count]))
+                    try await output.write(ByteBuffer(bytes: chunk[0..<count]))
                 }
-                try await writer.finish(nil)
+                try await output.finish(nil)
             }
         )
     }
