@@ -21,9 +21,17 @@ public final class LibvirtDaemon: Sendable {
     /// a test that would restart it is skipped then, since that daemon may be managing real VMs.
     public static let hostHasItsOwnDaemon = isRunning(pidFile: "/run/libvirtd.pid")
 
-    /// The one daemon of this test process.
-    public static func shared() throws -> LibvirtDaemon {
-        try started.get()
+    /// The one daemon of this test process (the first call starts it: about 10 s).
+    public static func shared() async throws -> LibvirtDaemon {
+        try await onOwnThread { try started.get() }
+    }
+
+    /// Runs `body`, which waits for daemons, on a thread of its own: on Swift's cooperative pool
+    /// (one thread per core, two here) a blocked thread stalls every other test's tasks.
+    private static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
     }
 
     private static let started = Result { try LibvirtDaemon() }
@@ -78,9 +86,11 @@ public final class LibvirtDaemon: Sendable {
     }
 
     /// Stops libvirtd and starts it again, waiting until it answers: its domains keep running.
-    public func restart() throws {
-        Self.stop(pidFile: "/run/libvirtd.pid")
-        try Self.start()
+    public func restart() async throws {
+        try await Self.onOwnThread {
+            Self.stop(pidFile: "/run/libvirtd.pid")
+            try Self.start()
+        }
     }
 
     /// Stops libvirtd only (its domains keep running); ``restart()`` brings it back.

@@ -28,7 +28,7 @@ struct ReportData {
         for machine in machines {
             let keys = [machine.name, machine.uuid, machine.endpoint, machine.identity].compactMap { $0 }
             if query.machines.isEmpty || keys.contains(where: query.machines.contains) {
-                names[machine.id] = machine.name ?? machine.uuid ?? machine.endpoint
+                names[machine.id] = machine.displayName
                 selected.append(machine.id)
                 unmatched.subtract(keys)
             }

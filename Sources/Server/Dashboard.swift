@@ -224,8 +224,3 @@ struct Dashboard {
         }
     }
 }
-
-extension Machine {
-    /// How reports name a VM: its name, else its UUID, else its endpoint.
-    fileprivate var displayName: String { name ?? uuid ?? endpoint }
-}

@@ -154,10 +154,10 @@ struct RealLibvirtTests {
 
     @Test(.disabled(if: LibvirtDaemon.hostHasItsOwnDaemon, "restarts libvirtd: only one the tests started themselves"))
     func libvirtdRestartedWhileADomainRunsIsAGapThenANewSession() async throws {
-        let daemon = try LibvirtDaemon.shared()
+        let daemon = try await LibvirtDaemon.shared()
         let recorded = try await record(.idle) { domain, harness in
             try await harness.waitUntil("one session") { try await Self.sessions(of: domain, in: harness).count == 1 }
-            try daemon.restart()
+            try await daemon.restart()
             try await harness.waitUntil("a second session") {
                 try await Self.sessions(of: domain, in: harness).count == 2
             }
@@ -215,7 +215,7 @@ struct RealLibvirtTests {
         _ bootSector: BootSector,
         _ drive: (LibvirtTestDomain, RecordingHarness) async throws -> Void
     ) async throws -> Recorded {
-        let daemon = try LibvirtDaemon.shared()
+        let daemon = try await LibvirtDaemon.shared()
         let harness = try RecordingHarness()
         defer { harness.remove() }
         let logs = InMemoryLogHandler()

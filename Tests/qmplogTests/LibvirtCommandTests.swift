@@ -23,7 +23,7 @@ struct LibvirtCommandTests {
 
     @Test(.enabled(if: LibvirtDaemon.shouldRun, "libvirt is not installed, or not root"))
     func aUserWithoutReadWriteAccessIsToldWhatIsNeeded() async throws {
-        _ = try LibvirtDaemon.shared()
+        _ = try await LibvirtDaemon.shared()
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         chmod(directory.path, 0o777)

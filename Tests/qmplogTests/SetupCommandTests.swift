@@ -61,7 +61,7 @@ struct SetupCommandTests {
     /// to `record --listen` as libvirt's QEMU user and is recorded under its name.
     @Test(.enabled(if: LibvirtDaemon.shouldRun, "libvirt is not installed, or not root"))
     func aLibvirtDomainWithTheSecondMonitorIsRecordedThroughTheListener() async throws {
-        let daemon = try LibvirtDaemon.shared()
+        let daemon = try await LibvirtDaemon.shared()
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         chmod(directory.path, 0o755)  // libvirt-qemu must reach the socket

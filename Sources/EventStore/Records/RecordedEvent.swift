@@ -50,6 +50,9 @@ public struct Machine: Codable, Sendable, Hashable, FetchableRecord, TableRecord
     /// attached, its latest event (written at most every 10 seconds per VM).
     public var lastSeen: Int64
 
+    /// What people call this VM in reports and pages: its name, else its UUID, else its endpoint.
+    public var displayName: String { name ?? uuid ?? endpoint }
+
     public enum Columns {
         public static let id = Column(CodingKeys.id)
         public static let name = Column(CodingKeys.name)
