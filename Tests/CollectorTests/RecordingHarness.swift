@@ -20,7 +20,9 @@ struct RecordingHarness {
         libvirt: [String] = [],
         watch: [WatchedDirectory] = [],
         once: Bool = true,
-        greetingTimeout: Duration = .seconds(5),
+        // Generous: beside a headless browser and other TCG boots, a 2-core machine can take
+        // seconds to greet or answer; tests of a busy monitor pass their own.
+        greetingTimeout: Duration = .seconds(30),
         maximumConcurrentAttaches: Int = 64,
         logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
     ) -> CollectorService {
@@ -32,7 +34,7 @@ struct RecordingHarness {
                 watchDirectories: watch,
                 watchInterval: .milliseconds(100),
                 once: once,
-                client: QMPClientConfiguration(greetingTimeout: greetingTimeout),
+                client: QMPClientConfiguration(greetingTimeout: greetingTimeout, replyTimeout: .seconds(30)),
                 reconnect: ReconnectPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200)),
                 maximumConcurrentAttaches: maximumConcurrentAttaches
             ),
