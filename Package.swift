@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Protocol: framing, messages, the read-only client. Knows nothing of storage.
@@ -42,13 +44,18 @@ let package = Package(
         ),
         // libvirt's client library, loaded at run time (see LibvirtAPI): nothing to build against.
         .target(name: "Libvirt"),
-        // Storage: SQLite through GRDB. Knows nothing of sockets.
+        // Storage: SQLite through GRDB, and the fleet's PostgreSQL through postgres-nio. Every SQL
+        // statement of qmplog is here.
         .target(
             name: "EventStore",
             dependencies: [
                 "CSQLiteTuning",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The recorder: joins QMP with EventStore.
@@ -112,6 +119,7 @@ let package = Package(
             name: "QMPTestSupport",
             dependencies: [
                 "QMP",
+                "EventStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

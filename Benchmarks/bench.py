@@ -6,6 +6,7 @@
     python3 Benchmarks/bench.py export  [--events 1000000] [--runs 3]
     python3 Benchmarks/bench.py many    [--vms 1000] [--seconds 30] [--skip-floor]
     python3 Benchmarks/bench.py durability [--events 3000000] [--restarts 5]
+    python3 Benchmarks/bench.py ship    [--events 1000000] [--runs 3]
 
 Needs a release build (`swift build -c release --static-swift-stdlib --product qmplog`), sqlite3, GNU time
 (/usr/bin/time) and, for the Python comparison, `pip install qemu.qmp`. Results print as a table
@@ -528,6 +529,95 @@ def serve(args):
     save("serve", args, summary)
 
 
+class ThrowawayPostgres:
+    """A PostgreSQL server of the benchmark's own (Debian's postgresql; as `postgres` when root),
+    with the server's default durability: the ceiling and qmplog run against the same settings."""
+
+    def __init__(self, directory):
+        versions = sorted(int(v) for v in os.listdir("/usr/lib/postgresql") if v.isdigit())
+        self.bin = f"/usr/lib/postgresql/{versions[-1]}/bin"
+        self.dir = directory
+        self.port = 55000 + os.getpid() % 5000
+        if os.geteuid() == 0:
+            shutil.chown(directory, "postgres", "postgres")
+        self.run("initdb", "-D", f"{directory}/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C")
+        with open(f"{directory}/data/postgresql.conf", "a") as f:
+            f.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{directory}'\n")
+        self.run("pg_ctl", "-D", f"{directory}/data", "-l", f"{directory}/log", "-w", "start")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/fleet?sslmode=disable"
+
+    def run(self, tool, *arguments, **kwargs):
+        prefix = ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups"] if os.geteuid() == 0 else []
+        return subprocess.run(prefix + [f"{self.bin}/{tool}", *arguments], check=True, capture_output=True,
+                              text=True, cwd="/tmp", **kwargs).stdout
+
+    def psql(self, sql, database="fleet"):
+        return self.run("psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", self.dir, "-p", str(self.port),
+                        "-U", "postgres", "-d", database, "-c", sql).strip()
+
+    def fresh_database(self):
+        self.psql("DROP DATABASE IF EXISTS fleet", database="postgres")
+        self.psql("CREATE DATABASE fleet", database="postgres")
+
+    def stop(self):
+        self.run("pg_ctl", "-D", f"{self.dir}/data", "-m", "fast", "-w", "stop")
+
+
+EVENT_COLUMNS = ["id", "sessionId", "machineId", "seq", "name", "seconds", "microseconds", "time", "received",
+                 "guest", "reason", "action", "panicType", "panicReason", "panicArg1", "data"]
+
+
+def ship(args):
+    """`qmplog ship --once` of a generated database into a new PostgreSQL database, against
+    `psql \\copy` of the same event rows (prepared as a COPY file beforehand) into the same table."""
+    work = tempfile.mkdtemp(prefix="qmplog-bench-ship-")
+    os.chmod(work, 0o755)
+    db = os.path.join(work, "events.sqlite")
+    print(f"generating {args.events} events over {args.vms} VMs ...")
+    make_report_database(db, args.events, args.vms)
+    subprocess.run(["sqlite3", db, "DROP TABLE raw; VACUUM"], check=True)
+    empty = os.path.join(work, "empty.sqlite")
+    subprocess.run([QMPLOG, "record", "--once", "--db", empty, empty + ".none"], capture_output=True)
+    rows = os.path.join(work, "events.copy")
+    # The ceiling's input: the event rows as COPY text (host key 1), written before the clock starts.
+    select = "SELECT 1, " + ", ".join(EVENT_COLUMNS) + " FROM event ORDER BY id"
+    with open(rows, "w") as f:
+        subprocess.run(["sqlite3", "-separator", "\t", "-nullvalue", "\\N", db, select], stdout=f, check=True)
+    os.chmod(rows, 0o644)
+    pgdir = os.path.join(work, "pg")
+    os.mkdir(pgdir)
+    server = ThrowawayPostgres(pgdir)
+    results = {"qmplog ship": [], "psql copy": []}
+    try:
+        for run in range(args.runs):
+            server.fresh_database()
+            # The schema and host 1, from an empty database: then the same table takes the COPY.
+            subprocess.run([QMPLOG, "ship", "--db", empty, "--to", server.url, "--once"], check=True,
+                           capture_output=True)
+            columns = ", ".join(["host"] + [c.lower() for c in EVENT_COLUMNS])
+            started = time.monotonic()
+            server.run("psql", "-X", "-q", "-h", pgdir, "-p", str(server.port), "-U", "postgres", "-d", "fleet",
+                       "-c", f"\\copy event ({columns}) FROM '{rows}'")
+            results["psql copy"].append((time.monotonic() - started, 0, 0))
+            assert server.psql("SELECT count(*) FROM event") == str(args.events)
+
+            server.fresh_database()
+            seconds, peak, cpu, _ = timed([QMPLOG, "ship", "--db", db, "--to", server.url, "--once"])
+            results["qmplog ship"].append((seconds, peak, cpu))
+            assert server.psql("SELECT count(*) FROM event") == str(args.events)
+            copy_seconds = results["psql copy"][-1][0]
+            print(f"run {run + 1}: psql \\copy {copy_seconds:.2f} s, qmplog ship {seconds:.2f} s")
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    summary = summarize(results, args.events - 1)
+    ceiling = summary["psql copy"]["seconds"]
+    for name, row in summary.items():
+        print(f"{name:14} {row['seconds']:7.2f} s  {args.events / row['seconds']:>10,.0f} rows/s  "
+              f"{ceiling / row['seconds']:.2f}x of psql \\copy  peak {row['peak_rss_mib']:.0f} MiB")
+    save("ship", args, summary)
+
+
 def summarize(results, events):
     summary = {}
     for name, runs in results.items():
@@ -593,6 +683,11 @@ def main():
     p.add_argument("--vms", type=int, default=1000)
     p.add_argument("--seconds", type=int, default=20)
     p.set_defaults(run=serve)
+    p = sub.add_parser("ship", help="qmplog ship of a generated database vs psql \\copy of the same rows")
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--vms", type=int, default=1000)
+    p.add_argument("--runs", type=int, default=3)
+    p.set_defaults(run=ship)
     args = parser.parse_args()
     if not os.access(QMPLOG, os.X_OK):
         sys.exit(f"build first: swift build -c release --static-swift-stdlib --product qmplog  ({QMPLOG} missing)")

@@ -211,6 +211,24 @@ extension EventDatabase {
                     """
             )
         }
+        // `qmplog ship`: the identity this database ships under to the fleet's PostgreSQL (made on
+        // the first ship, kept with the events it names) and what PostgreSQL has confirmed, which
+        // `qmplog prune` keeps until shipped. PostgreSQL holds the authoritative cursor.
+        migrator.registerMigration("v9-shipping") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE shipping (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        hostId TEXT NOT NULL,
+                        hostName TEXT NOT NULL,
+                        target TEXT,
+                        shippedEventId INTEGER NOT NULL DEFAULT 0,
+                        shippedAt INTEGER,
+                        clockOffset INTEGER
+                    ) STRICT;
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -55,6 +55,11 @@ extension QMPLogCommand {
                 --http ADDRESS:PORT serves what `qmplog serve` serves from inside the recorder, with \
                 qmplog_vm_monitor_connected for the monitors it is attached to now.
 
+                --ship-to postgresql://USER@HOST/DBNAME copies every committed event to the fleet's \
+                PostgreSQL about once a second (--ship-interval), as `qmplog ship` does: the SQLite \
+                file stays the buffer while PostgreSQL is down, and a failed round is logged and \
+                retried without touching recording.
+
                 Examples:
                   qmplog record /run/qemu/vm1.qmp /run/qemu/vm2.qmp tcp:127.0.0.1:4444
                   qmplog record --watch /run/qemu-server --pattern '*.qmp'
@@ -184,6 +189,16 @@ extension QMPLogCommand {
 
         @OptionGroup var httpAddress: HTTPAddressOptions
 
+        @Option(
+            help: ArgumentHelp(
+                "Ship what is committed to the fleet's PostgreSQL, as `qmplog ship` does.",
+                valueName: "url"
+            )
+        )
+        var shipTo: String?
+
+        @OptionGroup var ship: ShipOptions
+
         @OptionGroup var logging: LoggingOptions
 
         @Argument(help: ArgumentHelp("QMP monitors to record.", valueName: "target"))
@@ -220,6 +235,14 @@ extension QMPLogCommand {
                     _ = try QMPEndpoint(parsing: target)
                 } catch {
                     throw ValidationError(error.message)
+                }
+            }
+            if let shipTo {
+                _ = try ShipOptions.parse(shipTo)
+                if once {
+                    throw ValidationError(
+                        "--ship-to ships while recording; with --once, run `qmplog ship --once` after."
+                    )
                 }
             }
             _ = try hooks()
@@ -372,6 +395,14 @@ extension QMPLogCommand {
                     now: FilterOptions.now
                 )
                 services.append(.init(service: try httpAddress.application(serving: server, logger: logger)))
+            }
+            if let shipTo {
+                let shipper = Shipper(
+                    database: database,
+                    configuration: try ship.configuration(to: shipTo),
+                    logger: logger
+                )
+                services.append(.init(service: shipper, successTerminationBehavior: .ignore))
             }
             if !once, rollupEvery > 0 {
                 let maintenance = RollupMaintenance(

@@ -1,0 +1,116 @@
+import EventStore
+import Foundation
+import QMPTestSupport
+import Testing
+
+/// `qmplog ship` and `record --ship-to` as an operator runs them: the built binary, a real
+/// database and a PostgreSQL server of the test's own.
+@Suite(.serialized, .enabled(if: ThrowawayPostgres.shouldRun, "PostgreSQL's server is not installed"))
+struct ShipCommandTests {
+    @Test func shipKilledAtRandomMomentsStoresEveryEventOnceAfterTheNextRun() async throws {
+        let server = try ThrowawayPostgres()
+        defer { server.stop() }
+        let host = try await SyntheticHost(name: "killed", machines: 20, eventsPerMachine: 5_000)
+        defer { host.remove() }
+        let database = host.directory.file("events.sqlite")
+        let arguments = [
+            "ship", "--db", database, "--to", server.urlWithoutPassword, "--once", "--host-name", "killed",
+            "--ship-batch-size", "2000",
+        ]
+        let environment = ProcessInfo.processInfo.environment.merging(["PGPASSWORD": server.password]) { $1 }
+        var shippedBeforeKill: [Int] = []
+        for round in 0..<20 {
+            let ship = try ChildProcess(
+                QmplogBinaryTests.binary,
+                arguments: arguments,
+                environment: environment,
+                outputPath: host.directory.file("ship-\(round).out")
+            )
+            try await Task.sleep(for: .milliseconds(Int.random(in: 50...700)))
+            ship.kill9()
+            _ = try await ship.waitForExit()
+            shippedBeforeKill.append(Int(try server.psql("SELECT count(*) FROM event")) ?? -1)
+            // The recorder goes on meanwhile: new events after some kills.
+            if round % 5 == 4 { try await host.addEvents(10) }
+        }
+        let final = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: arguments,
+            environment: environment,
+            outputPath: host.directory.file("ship-final.out")
+        )
+        let code = try await final.waitForExit(timeout: .seconds(300))
+        let output = (try? String(contentsOfFile: host.directory.file("ship-final.out"), encoding: .utf8)) ?? ""
+        #expect(code == 0, "\(output)")
+        #expect(output.contains("Shipped "), "\(output)")
+
+        // Some kills landed mid-ship (the count grew between kills), and PostgreSQL holds the union once.
+        #expect(Set(shippedBeforeKill).count > 2, "\(shippedBeforeKill)")
+        let events = try await host.database.allEvents()
+        #expect(try server.psql("SELECT count(*) FROM event") == "\(events.count)")
+        #expect(try server.psql("SELECT count(DISTINCT (host, id)) FROM event") == "\(events.count)")
+        let localSum = events.reduce(Int64(0)) { $0 &+ $1.id &* 31 &+ $1.seq }
+        #expect(try server.psql("SELECT sum(id * 31 + seq) FROM event") == "\(localSum)")
+        #expect(try server.psql("SELECT count(*) FROM session") == "20")
+    }
+
+    @Test func recordShipsWhatItRecordsAndKeepsRecordingWhilePostgreSQLIsDown() async throws {
+        let server = try ThrowawayPostgres()
+        defer { server.stop() }
+        let directory = try TemporaryDirectory(prefix: "record-ship")
+        defer { directory.remove() }
+        let now = Int64(Date().timeIntervalSince1970)
+        let fake = try await FakeQMPServer.start(
+            at: directory.file("vm.qmp"),
+            behavior: .qemu(
+                name: "web1",
+                events: [
+                    FakeQMPBehavior.event("STOP", seconds: now, micro: 1),
+                    FakeQMPBehavior.event("RESUME", seconds: now, micro: 2),
+                ],
+                close: false
+            )
+        )
+        defer { Task { await fake.stop() } }
+        let database = directory.file("events.sqlite")
+        try server.halt()  // down when the recorder starts
+        let qmplog = try RecordHooksTests.record(
+            ["--db", database, fake.path, "--ship-to", server.url, "--ship-interval", "0.2", "--host-name", "rack1"],
+            in: directory
+        )
+        defer { qmplog.kill9() }
+        try await RecordHooksTests.waitUntil(timeout: .seconds(60)) {
+            try await EventDatabase.openForReading(path: database).allEvents().count == 2
+        }
+        try server.start()
+        try await RecordHooksTests.waitUntil(timeout: .seconds(60)) {
+            try server.psql("SELECT count(*) FROM event") == "2"
+        }
+        #expect(try server.psql("SELECT string_agg(name, ',' ORDER BY id) FROM event") == "STOP,RESUME")
+        #expect(try server.psql("SELECT name FROM host") == "rack1")
+        #expect(try server.psql("SELECT name FROM machine") == "web1")
+        qmplog.send(signal: SIGTERM)
+        #expect(try await qmplog.waitForExit() == 0, "\(RecordHooksTests.output(directory))")
+        #expect(RecordHooksTests.output(directory).contains("cannot ship"))
+        #expect(!RecordHooksTests.output(directory).contains(server.password))
+    }
+
+    @Test func shipRefusesClearlyAndKeepsTheLocalFile() async throws {
+        let directory = try TemporaryDirectory(prefix: "ship-refused")
+        defer { directory.remove() }
+        let (missing, missingOutput) = try await QmplogBinaryTests.run(
+            ["ship", "--db", directory.file("nope.sqlite"), "--to", "postgresql://u@127.0.0.1:1/x", "--once"],
+            in: directory
+        )
+        #expect(missing != 0)
+        #expect(missingOutput.contains("nope.sqlite"), "\(missingOutput)")
+        #expect(!FileManager.default.fileExists(atPath: directory.file("nope.sqlite")))
+
+        let (badURL, badOutput) = try await QmplogBinaryTests.run(
+            ["ship", "--to", "http://u:hunter2@host/db", "--once"],
+            in: directory
+        )
+        #expect(badURL == 64, "\(badOutput)")
+        #expect(badOutput.contains("postgresql://") && !badOutput.contains("hunter2"), "\(badOutput)")
+    }
+}
