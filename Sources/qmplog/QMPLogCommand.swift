@@ -16,9 +16,8 @@ struct QMPLogCommand: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            Record.self, Report.self, Timeline.self, Export.self, Vms.self, Serve.self, Ship.self, Rollup.self,
-            Import.self,
-            Setup.self, Demo.self,
+            Record.self, Report.self, Timeline.self, Export.self, Vms.self, Serve.self, Ship.self, Prune.self,
+            Rollup.self, Import.self, Setup.self, Demo.self,
         ]
     )
 

@@ -3,6 +3,7 @@ import EventStore
 import Foundation
 import Logging
 import QMPTestSupport
+import Reports
 import Testing
 
 /// `qmplog ship`'s engine against a real PostgreSQL server of the test's own.
@@ -178,9 +179,17 @@ struct ShipperTests {
         let stored = try #require(Int64(try server.psql("SELECT clockOffset FROM host")))
         #expect(abs(stored + 5_000_000) < 500_000)
         #expect(try await host.database.shippingState()?.clockOffset == offset)
+        // `report summary` on the host says so.
+        let summary = try await ReportKind.summary.run(on: host.database, query: ReportQuery(now: 20_000_000_000))
+        #expect(
+            summary.caveats.contains { $0.contains("clock was +5.0 s off the fleet's PostgreSQL") },
+            "\(summary.caveats)"
+        )
 
         let fair = try await host.shipper(to: server.url).shipOnce()
         #expect(abs(try #require(fair.clockOffset)) < Shipper.clockTolerance)
+        let after = try await ReportKind.summary.run(on: host.database, query: ReportQuery(now: 20_000_000_000))
+        #expect(!after.caveats.contains { $0.contains("clock was") })
     }
 
     @Test func refusalsAreClearAndLoseNothing() async throws {
@@ -215,6 +224,31 @@ struct ShipperTests {
         #expect(try await host.database.shippingState()?.shippedEventId ?? 0 == 0)
         // And once the server is right, everything goes.
         #expect(try await host.shipper(to: server.url).shipOnce().events == before)
+    }
+
+    @Test func pruneDeletesOnlyWhatPostgreSQLHoldsAndNeverTheNewest() async throws {
+        let server = try ThrowawayPostgres()
+        defer { server.stop() }
+        let host = try await SyntheticHost(name: "prune", machines: 2, eventsPerMachine: 10)
+        defer { host.remove() }
+        _ = try await host.shipper(to: server.url).shipOnce()
+        try await host.addEvents(5)  // 10 more, not shipped
+        let events = try await host.database.allEvents()
+        let shipped = try #require(try await host.database.shippingState()?.shippedEventId)
+
+        let outcome = try await host.database.pruneEvents(before: .max, chunk: 7)
+        #expect(outcome.deleted == Int(shipped))
+        #expect(outcome.keptUnshipped == events.count - Int(shipped))
+        let left = try await host.database.allEvents().map(\.id).sorted()
+        #expect(left == events.map(\.id).filter { $0 > shipped }.sorted())
+        #expect(try await host.database.rollupHeader() == nil)
+
+        // Shipping goes on where it was, and PostgreSQL kept what the host pruned.
+        #expect(try await host.shipper(to: server.url).shipOnce().events == events.count - Int(shipped))
+        #expect(try server.psql("SELECT count(*) FROM event") == "\(events.count)")
+        // With everything shipped, the newest still stays (its id must not be handed out again).
+        _ = try await host.database.pruneEvents(before: .max)
+        #expect(try await host.database.allEvents().map(\.id) == [events.map(\.id).max()])
     }
 
     @Test func theURLTakesItsPasswordFromTheEnvironmentOrThePasswordFile() throws {

@@ -13,7 +13,7 @@ struct HelpSnapshotTests {
         ("demo", QMPLogCommand.Demo.self), ("setup-libvirt", QMPLogCommand.Setup.Libvirt.self),
         ("setup-proxmox", QMPLogCommand.Setup.Proxmox.self), ("import", QMPLogCommand.Import.self),
         ("timeline", QMPLogCommand.Timeline.self), ("serve", QMPLogCommand.Serve.self),
-        ("ship", QMPLogCommand.Ship.self),
+        ("ship", QMPLogCommand.Ship.self), ("prune", QMPLogCommand.Prune.self),
     ])
     func helpMatchesItsGoldenFile(_ name: String, command: any ParsableCommand.Type) throws {
         let help = QMPLogCommand.helpMessage(for: command, columns: 80)

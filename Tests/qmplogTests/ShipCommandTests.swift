@@ -95,6 +95,34 @@ struct ShipCommandTests {
         #expect(!RecordHooksTests.output(directory).contains(server.password))
     }
 
+    @Test func pruneWithoutAShipTargetDeletesBeforeTheCutButTheNewest() async throws {
+        let host = try await SyntheticHost(name: "local", machines: 2, eventsPerMachine: 10)
+        defer { host.remove() }
+        let database = host.directory.file("events.sqlite")
+        // Events are stamped 2 s to 11 s after the epoch: the cut at 7 s keeps 7 s to 11 s.
+        let (code, output) = try await QmplogBinaryTests.run(
+            ["prune", "--db", database, "--before", "1970-01-01T00:00:07Z"],
+            in: host.directory
+        )
+        #expect(code == 0, "\(output)")
+        #expect(output.hasPrefix("Deleted 10 events before 1970-01-01T00:00:07"), "\(output)")
+        let left = try await EventDatabase.openForReading(path: database).allEvents()
+        #expect(left.count == 10 && left.allSatisfy { $0.received >= 7_000_000 })
+
+        let (everything, _) = try await QmplogBinaryTests.run(
+            ["prune", "--db", database, "--before", "2100-01-01"],
+            in: host.directory
+        )
+        #expect(everything == 0)
+        #expect(try await EventDatabase.openForReading(path: database).allEvents().map(\.id) == [left.map(\.id).max()])
+
+        let (bad, badOutput) = try await QmplogBinaryTests.run(
+            ["prune", "--db", database, "--before", "last tuesday"],
+            in: host.directory
+        )
+        #expect(bad == 64 && badOutput.contains("--before"), "\(badOutput)")
+    }
+
     @Test func shipRefusesClearlyAndKeepsTheLocalFile() async throws {
         let directory = try TemporaryDirectory(prefix: "ship-refused")
         defer { directory.remove() }

@@ -74,6 +74,19 @@ enum SummaryReport {
         let lastEvent = perMachine.values.map(\.last).max()
         let observedTotal = observed.values.reduce(0, +)
         let crashLoops = try await StopReport.crashLoops(data)
+        var caveats = [
+            "observed: time qmplog was attached to a VM (its sessions); not_observed: the rest of the window. "
+                + "observed_fraction: observed time over window × VMs. Events in not-observed time are lost: "
+                + "QEMU does not replay them.",
+            "Event times are QEMU's host clock; where QEMU sent -1/-1 the receive time is used.",
+        ]
+        if let skew = try await data.database.shippingState()?.clockOffset, abs(skew) > 1_000_000 {
+            let seconds = (Double(-skew) / 100_000).rounded() / 10
+            caveats.append(
+                "This host's clock was \(seconds > 0 ? "+" : "")\(seconds) s off the fleet's PostgreSQL at the last "
+                    + "qmplog ship: its event times are off other hosts' by as much."
+            )
+        }
         return ReportResult(
             report: "summary",
             query: query,
@@ -93,12 +106,7 @@ enum SummaryReport {
                 ("vms_in_crash_loops", .count(Set(crashLoops.map(\.machineId)).count)),
             ],
             tables: tables,
-            caveats: [
-                "observed: time qmplog was attached to a VM (its sessions); not_observed: the rest of the window. "
-                    + "observed_fraction: observed time over window × VMs. Events in not-observed time are lost: "
-                    + "QEMU does not replay them.",
-                "Event times are QEMU's host clock; where QEMU sent -1/-1 the receive time is used.",
-            ]
+            caveats: caveats
         )
     }
 }
