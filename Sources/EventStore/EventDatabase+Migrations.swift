@@ -229,6 +229,36 @@ extension EventDatabase {
                     """
             )
         }
+        // A fleet replica (`--db postgresql://…`): a local copy of what hosts shipped, which the
+        // reports read like any database. Which host and host-side id each row came from, and how
+        // far each host has been copied. Empty in a host's own database.
+        migrator.registerMigration("v10-fleet-replica") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE fleetHost (
+                        key INTEGER PRIMARY KEY,
+                        name TEXT NOT NULL,
+                        clockOffset INTEGER,
+                        lastEventId INTEGER NOT NULL DEFAULT 0,
+                        lastSessionId INTEGER NOT NULL DEFAULT 0
+                    ) STRICT;
+                    CREATE TABLE fleetMachine (
+                        host INTEGER NOT NULL REFERENCES fleetHost(key),
+                        remoteId INTEGER NOT NULL,
+                        machineId INTEGER NOT NULL REFERENCES machine(id),
+                        name TEXT,
+                        PRIMARY KEY (host, remoteId)
+                    ) STRICT, WITHOUT ROWID;
+                    CREATE TABLE fleetSession (
+                        host INTEGER NOT NULL REFERENCES fleetHost(key),
+                        remoteId INTEGER NOT NULL,
+                        sessionId INTEGER NOT NULL REFERENCES session(id),
+                        open INTEGER NOT NULL CHECK (open IN (0, 1)),
+                        PRIMARY KEY (host, remoteId)
+                    ) STRICT, WITHOUT ROWID;
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -123,6 +123,69 @@ struct ShipCommandTests {
         #expect(bad == 64 && badOutput.contains("--before"), "\(badOutput)")
     }
 
+    @Test func reportsExportAndVmsReadTheFleetFromPostgreSQL() async throws {
+        let server = try ThrowawayPostgres()
+        defer { server.stop() }
+        let host = try await SyntheticHost(name: "east", machines: 3, eventsPerMachine: 8)
+        defer { host.remove() }
+        try await host.addEvents(2, endingSessions: true)
+        let database = host.directory.file("events.sqlite")
+        let environment = ProcessInfo.processInfo.environment.merging([
+            "PGPASSWORD": server.password, "XDG_CACHE_HOME": host.directory.file("cache"),
+        ]) { $1 }
+        func run(_ arguments: [String]) async throws -> (Int32, String) {
+            let outputPath = host.directory.file("run-\(UUID().uuidString).out")
+            let process = try ChildProcess(
+                QmplogBinaryTests.binary,
+                arguments: arguments,
+                environment: environment,
+                outputPath: outputPath
+            )
+            let code = try await process.waitForExit(timeout: .seconds(120))
+            return (code, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+        }
+        let fleet = server.urlWithoutPassword
+        let (shipped, shipOutput) = try await run([
+            "ship", "--db", database, "--to", fleet, "--once", "--host-name", "east",
+        ])
+        #expect(shipped == 0, "\(shipOutput)")
+
+        // The same output from the host's file and from the fleet, for every read command.
+        let until = ["--until", "1971-01-01"]  // a window that does not move with the clock
+        for arguments in [
+            ["report", "summary"] + until, ["report", "shutdowns", "--format", "json"] + until,
+            ["report", "resets", "--by", "vm"] + until, ["report", "states", "--format", "csv"] + until,
+            ["export", "--format", "csv"], ["vms"], ["timeline", "--vm", "vm-1"] + until,
+        ] {
+            let (localCode, local) = try await run(arguments + ["--db", database])
+            let (fleetCode, fromFleet) = try await run(arguments + ["--db", fleet])
+            #expect(localCode == 0 && fleetCode == 0, "\(arguments): \(fromFleet)")
+            #expect(local == fromFleet, "\(arguments)\n\(local)\n---\n\(fromFleet)")
+        }
+        let (hostCode, onlyEast) = try await run(["vms", "--db", fleet, "--format", "csv"])
+        #expect(hostCode == 0 && onlyEast.contains("vm-2"), "\(onlyEast)")
+        let (filtered, filteredOutput) = try await run([
+            "report", "summary", "--db", fleet, "--host", "east", "--format", "json",
+        ])
+        #expect(filtered == 0 && filteredOutput.contains("\"vms\": 3"), "\(filteredOutput)")
+        let (unknown, unknownOutput) = try await run(["report", "summary", "--db", fleet, "--host", "west"])
+        #expect(unknown == 64 && unknownOutput.contains("--host west"), "\(unknownOutput)")
+        let (local, localOutput) = try await run(["report", "summary", "--db", database, "--host", "east"])
+        #expect(local == 64 && localOutput.contains("fleet database"), "\(localOutput)")
+
+        // A server without the schema, and a wrong password: clear errors, no password shown.
+        try server.psql("CREATE DATABASE empty OWNER qmplog", database: "postgres")
+        let empty = "postgresql://qmplog@127.0.0.1:\(server.port)/empty"
+        let (noSchema, noSchemaOutput) = try await run(["report", "summary", "--db", empty])
+        #expect(noSchema != 0 && noSchemaOutput.contains("no qmplog schema"), "\(noSchemaOutput)")
+        let wrong = "postgresql://qmplog:wrong-secret@127.0.0.1:\(server.port)/fleet"
+        let (refused, refusedOutput) = try await run(["vms", "--db", wrong])
+        #expect(
+            refused != 0 && refusedOutput.contains("password") && !refusedOutput.contains("wrong-secret"),
+            "\(refusedOutput)"
+        )
+    }
+
     @Test func shipRefusesClearlyAndKeepsTheLocalFile() async throws {
         let directory = try TemporaryDirectory(prefix: "ship-refused")
         defer { directory.remove() }

@@ -43,8 +43,6 @@ package struct ShipBatch: Sendable {
     package var vanished: [Int64] = []
     /// The cursor once this batch is stored.
     package var cursor: ShipCursor
-
-    package var isEmpty: Bool { machineCount == 0 && sessionCount == 0 && eventCount == 0 && vanished.isEmpty }
 }
 
 /// This database's shipping identity and what PostgreSQL last confirmed.

@@ -44,15 +44,15 @@ extension QMPLogCommand {
         var output: String?
 
         func run() async throws {
-            let database = try store.openForReading()
-            if let output { try refuseDatabaseFiles(output, database: store.resolvedPath()) }
+            let database = try await store.openForReports()
+            if let output, !store.isFleet { try refuseDatabaseFiles(output, database: store.resolvedPath()) }
             // A new 0600 file renamed over the output once complete: an existing file gets the
             // promised mode, and a failed export leaves the old one as it was.
             let file = try output.map { try PrivateOutputFile(replacing: $0) }
             do {
                 _ = try await EventExporter.export(
                     from: database,
-                    query: filter.query(),
+                    query: filter.query(on: database),
                     events: events,
                     format: format,
                     to: file?.descriptor ?? STDOUT_FILENO
@@ -94,7 +94,7 @@ extension QMPLogCommand {
         @OptionGroup var tableWidth: TableWidthOptions
 
         func run() async throws {
-            let database = try store.openForReading()
+            let database = try await store.openForReports()
             let result = try await MachineListReport.run(on: database, now: FilterOptions.now())
             try StandardOutput.write(format.render(result, width: tableWidth.width))
         }

@@ -237,6 +237,9 @@ extension QMPLogCommand {
                     throw ValidationError(error.message)
                 }
             }
+            if shipTo == nil, ship.hostName != nil {
+                throw ValidationError("--host-name names this host in the fleet; it applies with --ship-to.")
+            }
             if let shipTo {
                 _ = try ShipOptions.parse(shipTo)
                 if once {

@@ -78,8 +78,8 @@ extension QMPLogCommand {
         }
 
         func run() async throws {
-            let database = try store.openForReading()
-            var query = filter.query()
+            let database = try await store.openForReports()
+            var query = try await filter.query(on: database)
             query.interval = interval
             query.byMachine = by == "vm"
             query.powerdownWindow = Int64(powerdownWindow) * 1_000_000

@@ -32,8 +32,8 @@ extension QMPLogCommand {
         }
 
         func run() async throws {
-            let database = try store.openForReading()
-            let result = try await TimelineReport.run(on: database, query: filter.query())
+            let database = try await store.openForReports()
+            let result = try await TimelineReport.run(on: database, query: filter.query(on: database))
             try StandardOutput.write(format.render(result))
         }
     }

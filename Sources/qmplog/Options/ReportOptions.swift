@@ -1,6 +1,8 @@
 public import ArgumentParser
+import Collector
 import EventStore
 import Foundation
+import Logging
 import Reports
 
 extension ReportInterval: ExpressibleByArgument {}
@@ -15,6 +17,14 @@ struct FilterOptions: ParsableArguments {
         help: ArgumentHelp("Only this VM (name, UUID or socket); repeatable.", valueName: "name")
     )
     var machines: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "Only the VMs of this host, in a fleet database (--db postgresql://…).",
+            valueName: "name"
+        )
+    )
+    var host: String?
 
     @Option(
         help: ArgumentHelp(
@@ -54,6 +64,24 @@ struct FilterOptions: ParsableArguments {
         )
     }
 
+    /// The query at `now`, with `--host` turned into its VMs (`--vm` given too: those of its VMs).
+    ///
+    /// - Throws: `ValidationError` when `--host` names no host of `database`'s fleet.
+    func query(on database: EventDatabase, now: Int64 = FilterOptions.now()) async throws -> ReportQuery {
+        var query = query(now: now)
+        guard let host else { return query }
+        guard let names = try await database.replicaMachineNames(host: host) else {
+            throw ValidationError(
+                "--host \(host): no such host; --host applies to a fleet database (--db postgresql://…)."
+            )
+        }
+        query.machines = machines.isEmpty ? names : machines.filter(names.contains)
+        guard !query.machines.isEmpty else {
+            throw ValidationError("--host \(host): none of its VMs is named by --vm.")
+        }
+        return query
+    }
+
     /// The wall clock in microseconds since the epoch, read once per command.
     static func now() -> Int64 {
         Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
@@ -63,6 +91,32 @@ struct FilterOptions: ParsableArguments {
 extension StoreOptions {
     /// Resolves the path and opens the database read-only; a missing file is an error naming the path.
     func openForReading() throws -> EventDatabase {
-        try EventDatabase.openForReading(path: resolvedPath())
+        if isFleet {
+            throw ValidationError(
+                "--db \(db ?? ""): this command works on a host's SQLite file, not the fleet's PostgreSQL."
+            )
+        }
+        return try EventDatabase.openForReading(path: resolvedPath())
+    }
+
+    /// Whether --db names the fleet's PostgreSQL rather than a file.
+    var isFleet: Bool {
+        let path = resolvedPath()
+        return path.hasPrefix("postgresql://") || path.hasPrefix("postgres://")
+    }
+
+    /// The database a read command reads: the SQLite file, or for `postgresql://…` the fleet's
+    /// replica brought up to date from PostgreSQL, its rollup rebuilt when missing or 6 hours old.
+    func openForReports() async throws -> EventDatabase {
+        guard isFleet else { return try openForReading() }
+        let url: FleetURL
+        do { url = try FleetURL(resolvedPath()) } catch let error as FleetError { throw ValidationError(error.message) }
+        // postgres-nio logs through swift-log; none of it belongs in a report's output.
+        let quiet = Logger(label: "qmplog.fleet") { _ in SwiftLogNoOpLogHandler() }
+        let replica = try await FleetReplica.refresh(url, logger: quiet)
+        let now = FilterOptions.now()
+        if let header = try await replica.rollupHeader(), header.builtAt > now - 6 * 3_600_000_000 { return replica }
+        _ = try await RollupBuilder.rebuild(replica, now: now)
+        return replica
     }
 }
