@@ -130,7 +130,7 @@ public struct Shipper: Service, Sendable {
                 if skewed && !skewReported, let offset = totals.clockOffset {
                     logger.warning(
                         "this host's clock is off PostgreSQL's",
-                        metadata: ["by": "\(Self.secondsText(-offset)) s", "host": "\(configuration.hostName)"]
+                        metadata: ["by_us": "\(-offset)", "host": "\(configuration.hostName)"]
                     )
                 }
                 skewReported = skewed
@@ -185,11 +185,5 @@ public struct Shipper: Service, Sendable {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// `microseconds` as seconds with one decimal, signed.
-    public static func secondsText(_ microseconds: Int64) -> String {
-        let tenths = (Double(microseconds) / 100_000).rounded()
-        return (tenths >= 0 ? "+" : "") + String(tenths / 10)
     }
 }

@@ -98,24 +98,59 @@ struct ShipperTests {
         #expect(try server.psql("SELECT initialStatus FROM session") == "paused")
     }
 
-    @Test func threeHostsShippingAtOnceKeepTheirOwnRows() async throws {
+    @Test(.enabled(if: QEMUProcess.shouldRun, "qemu-system-x86_64 is not installed"))
+    func threeHostsShippingAtOnceKeepTheirOwnRows() async throws {
         let server = try ThrowawayPostgres()
         defer { server.stop() }
-        var hosts: [SyntheticHost] = []
-        for (index, name) in ["h1", "h2", "h3"].enumerated() {
-            hosts.append(try await SyntheticHost(name: name, machines: 3 + index, eventsPerMachine: 4_000))
+        // One host recorded a real QEMU, one a fake peer, one has a long synthetic history.
+        let real = try RecordingHarness()
+        defer { real.remove() }
+        try await real.recordQEMU(nil, ["-name", "realvm"]) { _, driver in
+            _ = try driver.execute("cont")
+            _ = try driver.execute("stop")
+            _ = try driver.execute("cont")
+            _ = try driver.execute("quit")
         }
-        defer { hosts.forEach { $0.remove() } }
+        let fake = try RecordingHarness()
+        defer { fake.remove() }
+        let peer = try await FakeQMPServer.start(
+            at: fake.directory.file("vm.qmp"),
+            behavior: .qemu(
+                name: "vm-0",
+                events: [
+                    FakeQMPBehavior.event("RESET", data: #"{"guest": true, "reason": "guest-reset"}"#),
+                    FakeQMPBehavior.event("SHUTDOWN", data: #"{"guest": false, "reason": "host-qmp-quit"}"#),
+                ]
+            )
+        )
+        defer { Task { await peer.stop() } }
+        try await fake.makeService(targets: [peer.path]).run()
+        let synthetic = try await SyntheticHost(name: "h3", machines: 3, eventsPerMachine: 4_000)
+        defer { synthetic.remove() }
+
+        let databases = [("h1", real.database), ("h2", fake.database), ("h3", synthetic.database)]
+        #expect(try await real.database.allEvents().count >= 3)
+        #expect(try await fake.database.allEvents().count == 2)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for host in hosts {
-                group.addTask { _ = try await host.shipper(to: server.url, batchSize: 1_000).shipOnce() }
+            for (name, database) in databases {
+                let configuration = Shipper.Configuration(
+                    url: try FleetURL(server.url),
+                    hostName: name,
+                    batchSize: 1_000
+                )
+                group.addTask {
+                    _ = try await Shipper(database: database, configuration: configuration, logger: Self.logger)
+                        .shipOnce()
+                }
             }
             try await group.waitForAll()
         }
-        for host in hosts { try await expectFleet(server, equals: host) }
+        for (name, database) in databases { try await expectFleet(server, host: name, equals: database) }
         #expect(try server.psql("SELECT count(*) FROM host") == "3")
-        // The same VM name on two hosts is two machines.
-        #expect(try server.psql("SELECT count(*) FROM machine WHERE name = 'vm-0'") == "3")
+        #expect(
+            try server.psql("SELECT string_agg(name, ',' ORDER BY name) FROM machine WHERE name LIKE '%vm%'")
+                == "realvm,vm-0,vm-0,vm-1,vm-2"
+        )
     }
 
     @Test func fiftyHostsShareAServerWithTwentyConnections() async throws {
@@ -184,6 +219,18 @@ struct ShipperTests {
         #expect(
             summary.caveats.contains { $0.contains("clock was +5.0 s off the fleet's PostgreSQL") },
             "\(summary.caveats)"
+        )
+
+        // And a report over the fleet names the host.
+        let replica = try await FleetReplica.refresh(
+            try FleetURL(server.url),
+            logger: Self.logger,
+            environment: ["XDG_CACHE_HOME": host.directory.file("cache")]
+        )
+        let fleetSummary = try await ReportKind.summary.run(on: replica, query: ReportQuery(now: 20_000_000_000))
+        #expect(
+            fleetSummary.caveats.contains { $0.contains("Host skewed's clock was +5.0 s off") },
+            "\(fleetSummary.caveats)"
         )
 
         let fair = try await host.shipper(to: server.url).shipOnce()
@@ -276,8 +323,14 @@ struct ShipperTests {
 
     /// PostgreSQL holds exactly the host's rows: every event once, with its columns.
     private func expectFleet(_ server: ThrowawayPostgres, equals host: SyntheticHost) async throws {
-        let key = try server.psql("SELECT key FROM host WHERE name = '\(host.name)'")
-        let events = try await host.database.allEvents().sorted { $0.id < $1.id }
+        try await expectFleet(server, host: host.name, equals: host.database)
+    }
+
+    private func expectFleet(_ server: ThrowawayPostgres, host name: String, equals database: EventDatabase)
+        async throws
+    {
+        let key = try server.psql("SELECT key FROM host WHERE name = '\(name)'")
+        let events = try await database.allEvents().sorted { $0.id < $1.id }
         let local = events.map { "\($0.id):\($0.sessionId):\($0.machineId):\($0.seq):\($0.name)" }.joined(
             separator: ","
         )
@@ -289,9 +342,9 @@ struct ShipperTests {
         let difference = zip(fleet.split(separator: ","), local.split(separator: ",")).first { $0 != $1 }
         #expect(
             fleet == local,
-            "host \(host.name): \(events.count) local events; first difference \(String(describing: difference))"
+            "host \(name): \(events.count) local events; first difference \(String(describing: difference))"
         )
-        let sessions = try await host.database.allSessions()
+        let sessions = try await database.allSessions()
         #expect(try server.psql("SELECT count(*) FROM session WHERE host = \(key)") == "\(sessions.count)")
         #expect(
             try server.psql("SELECT count(*) FROM session WHERE host = \(key) AND endedAt IS NULL")

@@ -205,6 +205,19 @@ extension EventDatabase {
         )
     }
 
+    /// Each host of this replica whose clock was off PostgreSQL's by more than `tolerance`
+    /// microseconds at its last ship: its name and the offset (PostgreSQL minus host).
+    package func skewedHosts(tolerance: Int64) async throws -> [(name: String, clockOffset: Int64)] {
+        try await writer.read { db in
+            guard try db.tableExists("fleetHost") else { return [] }
+            return try Row.fetchAll(
+                db,
+                sql: "SELECT name, clockOffset FROM fleetHost WHERE abs(clockOffset) > ? ORDER BY name",
+                arguments: [tolerance]
+            ).map { ($0["name"], $0["clockOffset"]) }
+        }
+    }
+
     /// The names of the VMs `host` ran in this replica (as reports show them), for `--host`.
     package func replicaMachineNames(host name: String) async throws -> [String]? {
         try await writer.read { db in

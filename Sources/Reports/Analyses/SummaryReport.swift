@@ -1,7 +1,7 @@
 import EventStore
 
 /// The overview: VMs, events by name, sessions, and how much of the window was observed.
-enum SummaryReport {
+package enum SummaryReport {
     static func run(_ data: ReportData) async throws -> ReportResult {
         let query = data.query
         let sessions = try await data.sessions()
@@ -80,11 +80,18 @@ enum SummaryReport {
                 + "QEMU does not replay them.",
             "Event times are QEMU's host clock; where QEMU sent -1/-1 the receive time is used.",
         ]
-        if let skew = try await data.database.shippingState()?.clockOffset, abs(skew) > 1_000_000 {
-            let seconds = (Double(-skew) / 100_000).rounded() / 10
+        // Event times are each host's clock: one off PostgreSQL's is off the other hosts'.
+        let tolerance: Int64 = 1_000_000
+        if let skew = try await data.database.shippingState()?.clockOffset, abs(skew) > tolerance {
             caveats.append(
-                "This host's clock was \(seconds > 0 ? "+" : "")\(seconds) s off the fleet's PostgreSQL at the last "
-                    + "qmplog ship: its event times are off other hosts' by as much."
+                "This host's clock was \(Self.signedSeconds(-skew)) s off the fleet's PostgreSQL at the last qmplog "
+                    + "ship: its event times are off other hosts' by as much."
+            )
+        }
+        for host in try await data.database.skewedHosts(tolerance: tolerance) {
+            caveats.append(
+                "Host \(host.name)'s clock was \(Self.signedSeconds(-host.clockOffset)) s off PostgreSQL's at its last "
+                    + "ship: its event times are off other hosts' by as much."
             )
         }
         return ReportResult(
@@ -108,6 +115,14 @@ enum SummaryReport {
             tables: tables,
             caveats: caveats
         )
+    }
+}
+
+extension SummaryReport {
+    /// Microseconds as signed seconds with one decimal: `+5.0`, `-1.3`.
+    package static func signedSeconds(_ microseconds: Int64) -> String {
+        let seconds = (Double(microseconds) / 100_000).rounded() / 10
+        return (seconds > 0 ? "+" : "") + String(seconds)
     }
 }
 

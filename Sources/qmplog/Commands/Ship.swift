@@ -3,6 +3,7 @@ import Collector
 import EventStore
 import Foundation
 import Logging
+import Reports
 import ServiceLifecycle
 import UnixSignals
 
@@ -66,7 +67,7 @@ extension QMPLogCommand {
                     "Shipped \(totals.events) events, \(totals.sessions) sessions and \(totals.machines) machines"
                 line += " to \(configuration.url) in \(totals.batches) batches.\n"
                 if let offset = totals.clockOffset, abs(offset) > Shipper.clockTolerance {
-                    line += "warning: this host's clock is \(Shipper.secondsText(-offset)) s off PostgreSQL's; "
+                    line += "warning: this host's clock is \(SummaryReport.signedSeconds(-offset)) s off PostgreSQL's; "
                     line += "its timestamps do not line up with other hosts'.\n"
                 }
                 try StandardOutput.write(line)
