@@ -7,6 +7,7 @@
     python3 Benchmarks/bench.py many    [--vms 1000] [--seconds 30] [--skip-floor]
     python3 Benchmarks/bench.py durability [--events 3000000] [--restarts 5]
     python3 Benchmarks/bench.py ship    [--events 1000000] [--runs 3]
+    python3 Benchmarks/bench.py fleet   [--events 10000000] [--runs 3]
 
 Needs a release build (`swift build -c release --static-swift-stdlib --product qmplog`), sqlite3, GNU time
 (/usr/bin/time) and, for the Python comparison, `pip install qemu.qmp`. Results print as a table
@@ -618,6 +619,52 @@ def ship(args):
     save("ship", args, summary)
 
 
+def fleet(args):
+    """Reports over the fleet's PostgreSQL (`--db postgresql://`, through its local replica) against
+    the same reports over the host's SQLite file, both with their rollup, after one ship."""
+    work = tempfile.mkdtemp(prefix="qmplog-bench-fleet-")
+    os.chmod(work, 0o755)
+    db = os.path.join(work, "events.sqlite")
+    started = time.time()
+    make_report_database(db, args.events, args.vms)
+    subprocess.run(["sqlite3", db, "DROP TABLE raw"], check=True)
+    print(f"generated {args.events:,} events in {time.time() - started:.0f} s", flush=True)
+    pgdir = os.path.join(work, "pg")
+    os.mkdir(pgdir)
+    server = ThrowawayPostgres(pgdir)
+    environment = dict(os.environ, XDG_CACHE_HOME=os.path.join(work, "cache"))
+    summary = {}
+    try:
+        server.fresh_database()
+        seconds, peak, cpu, _ = timed([QMPLOG, "ship", "--db", db, "--to", server.url, "--once"])
+        summary["ship"] = {"seconds": seconds, "peak_rss_mib": peak, "cpu_seconds": cpu}
+        print(f"ship: {summary['ship']}", flush=True)
+        seconds, peak, cpu, _ = timed([QMPLOG, "rollup", "--db", db])
+        summary["sqlite_rollup"] = {"seconds": seconds, "peak_rss_mib": peak}
+        # The first fleet command copies every event into the replica and builds its rollup.
+        seconds, peak, cpu, _ = timed([QMPLOG, "report", "summary", "--db", server.url, "--format", "json"],
+                                      env=environment, stdout=subprocess.DEVNULL)
+        summary["fleet_first_command"] = {"seconds": seconds, "peak_rss_mib": peak, "cpu_seconds": cpu}
+        print(f"first fleet command: {summary['fleet_first_command']}", flush=True)
+        for kind in REPORTS:
+            local = [timed([QMPLOG, "report", kind, "--db", db, "--format", "json"], stdout=subprocess.DEVNULL)
+                     for _ in range(args.runs)]
+            remote = [timed([QMPLOG, "report", kind, "--db", server.url, "--format", "json"], env=environment,
+                            stdout=subprocess.DEVNULL) for _ in range(args.runs)]
+            summary[kind] = {"sqlite_seconds": statistics.median(r[0] for r in local),
+                             "fleet_seconds": statistics.median(r[0] for r in remote),
+                             "fleet_peak_rss_mib": max(r[1] for r in remote)}
+            print(f"{kind}: {summary[kind]}", flush=True)
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nReports over {args.events:,} events, {args.vms} VMs; median of {args.runs}")
+    print(f"{'report':10} {'SQLite s':>9} {'fleet s':>8}")
+    for kind in REPORTS:
+        print(f"{kind:10} {summary[kind]['sqlite_seconds']:9.2f} {summary[kind]['fleet_seconds']:8.2f}")
+    save("fleet", args, summary)
+
+
 def summarize(results, events):
     summary = {}
     for name, runs in results.items():
@@ -688,6 +735,11 @@ def main():
     p.add_argument("--vms", type=int, default=1000)
     p.add_argument("--runs", type=int, default=3)
     p.set_defaults(run=ship)
+    p = sub.add_parser("fleet", help="reports over --db postgresql:// vs over the SQLite file, after a ship")
+    p.add_argument("--events", type=int, default=10_000_000)
+    p.add_argument("--vms", type=int, default=1000)
+    p.add_argument("--runs", type=int, default=3)
+    p.set_defaults(run=fleet)
     args = parser.parse_args()
     if not os.access(QMPLOG, os.X_OK):
         sys.exit(f"build first: swift build -c release --static-swift-stdlib --product qmplog  ({QMPLOG} missing)")

@@ -157,6 +157,7 @@ public struct Shipper: Service, Sendable {
         var totals = Totals()
         let limit = configuration.batchSize
         while true {
+            let started = ContinuousClock.now
             let outcome = try await fleet.shipNext(host: host, clock: configuration.clock) { cursor, open in
                 try await database.shipBatch(
                     after: cursor,
@@ -165,6 +166,13 @@ public struct Shipper: Service, Sendable {
                     eventLimit: limit
                 )
             }
+            logger.debug(
+                "batch stored",
+                metadata: [
+                    "events": "\(outcome.events)", "through": "\(outcome.cursor.lastEventId)",
+                    "took": "\(ContinuousClock.now - started)",
+                ]
+            )
             totals.machines += outcome.machines
             totals.sessions += outcome.sessions
             totals.events += outcome.events

@@ -200,6 +200,22 @@ struct ShipperTests {
         try await expectFleet(server, equals: host)
     }
 
+    @Test func aShipLongerThanTheBatchTimeoutGoesOn() async throws {
+        let server = try ThrowawayPostgres()
+        defer { server.stop() }
+        let host = try await SyntheticHost(name: "long", machines: 10, eventsPerMachine: 3_000)
+        defer { host.remove() }
+        var configuration = Shipper.Configuration(url: try FleetURL(server.url), hostName: host.name, batchSize: 200)
+        configuration.batchTimeout = .seconds(1)
+        let started = ContinuousClock.now
+        // 150 batches, each well under a second, the whole ship over it: no batch's watchdog outlives it.
+        let totals = try await Shipper(database: host.database, configuration: configuration, logger: Self.logger)
+            .shipOnce()
+        #expect(ContinuousClock.now - started > .seconds(1), "too fast to tell")
+        #expect(totals.events == 30_000 && totals.batches == 151)
+        try await expectFleet(server, equals: host)
+    }
+
     @Test func aHostClockOffPostgreSQLsIsMeasured() async throws {
         let server = try ThrowawayPostgres()
         defer { server.stop() }

@@ -1,3 +1,4 @@
+import Logging
 import PostgresNIO
 
 /// A host as the fleet's PostgreSQL knows it.
@@ -34,6 +35,32 @@ extension FleetDatabase {
     /// `host`'s machines, its sessions after `sessionCursor` or named in `sessionIds`, and at most
     /// `limit` of its events after `eventCursor`, in id order; read in one snapshot.
     package func rows(
+        host: Int32,
+        sessionsAfter sessionCursor: Int64,
+        sessionIds: [Int64],
+        eventsAfter eventCursor: Int64,
+        limit: Int
+    ) async throws -> FleetRows {
+        do {
+            return try await bounded { [connection, logger] in
+                try await Self.rows(
+                    connection,
+                    logger: logger,
+                    host: host,
+                    sessionsAfter: sessionCursor,
+                    sessionIds: sessionIds,
+                    eventsAfter: eventCursor,
+                    limit: limit
+                )
+            }
+        } catch {
+            throw FleetError.classify(error, url: url, doing: "read the fleet from")
+        }
+    }
+
+    private static func rows(
+        _ connection: PostgresConnection,
+        logger: Logger,
         host: Int32,
         sessionsAfter sessionCursor: Int64,
         sessionIds: [Int64],
@@ -125,12 +152,10 @@ extension FleetDatabase {
                 }
                 return rows
             }
-        } catch {
-            throw FleetError.classify(error, url: url, doing: "read the fleet from")
         }
     }
 
-    private func binds(_ values: any PostgresEncodable...) throws -> PostgresBindings {
+    private static func binds(_ values: any PostgresEncodable...) throws -> PostgresBindings {
         var bindings = PostgresBindings()
         for value in values { try bindings.append(value) }
         return bindings

@@ -338,7 +338,7 @@ package struct FleetDatabase: Sendable {
     /// Runs `operation`, giving up after ``timeout``: then the connection is closed and the
     /// operation abandoned. postgres-nio 1.33 never answers a query sent on a connection the server
     /// has just reset (seen with an immediate server stop between two statements of a batch).
-    private func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let outcome = Mutex<CheckedContinuation<T, any Error>?>(nil)
         let finish: @Sendable (Result<T, any Error>) -> Void = { result in
             outcome.withLock { continuation in
@@ -348,6 +348,10 @@ package struct FleetDatabase: Sendable {
         }
         let (url, timeout, connection) = (self.url, self.timeout, self.connection)
         let work = Mutex<Task<Void, Never>?>(nil)
+        let watchdog = Mutex<Task<Void, Never>?>(nil)
+        // The watchdog must end with the operation: left running, it would close the connection
+        // under a later transaction.
+        defer { watchdog.withLock { $0?.cancel() } }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 outcome.withLock { $0 = continuation }
@@ -356,17 +360,19 @@ package struct FleetDatabase: Sendable {
                         do { finish(.success(try await operation())) } catch { finish(.failure(error)) }
                     }
                 }
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    finish(
-                        .failure(
-                            FleetError(
-                                code: .unreachable,
-                                message: "\(url) did not answer within \(timeout); giving up the connection"
+                watchdog.withLock {
+                    $0 = Task {
+                        guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                        finish(
+                            .failure(
+                                FleetError(
+                                    code: .unreachable,
+                                    message: "\(url) did not answer within \(timeout); giving up the connection"
+                                )
                             )
                         )
-                    )
-                    try? await connection.close()
+                        try? await connection.close()
+                    }
                 }
             }
         } onCancel: {
