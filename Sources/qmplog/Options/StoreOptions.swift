@@ -7,7 +7,9 @@ struct StoreOptions: ParsableArguments {
         name: .long,
         help: ArgumentHelp(
             "The SQLite database file.",
-            discussion: "Default: $QMPLOG_DB, else $XDG_STATE_HOME/qmplog/events.sqlite (~/.local/state/qmplog/).",
+            discussion:
+                "Default: $QMPLOG_DB, else $XDG_STATE_HOME/qmplog/events.sqlite (~/.local/state/qmplog/). "
+                + "report, export, vms and timeline also read the fleet: postgresql://USER@HOST/DBNAME.",
             valueName: "file"
         )
     )
