@@ -67,91 +67,89 @@ extension FleetDatabase {
         eventsAfter eventCursor: Int64,
         limit: Int
     ) async throws -> FleetRows {
-        do {
-            return try await connection.withTransaction(logger: logger) { connection in
-                try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-                var rows = FleetRows()
-                let machineList = ShippedColumns.machine.joined(separator: ", ")
-                for try await row in try await connection.query(
-                    PostgresQuery(
-                        unsafeSQL: "SELECT \(machineList) FROM machine WHERE host = $1 ORDER BY id",
-                        binds: try binds(host)
-                    ),
-                    logger: logger
-                ) {
-                    let cells = row.makeRandomAccess()
-                    rows.machines.append(
-                        Machine(
-                            id: try cells[0].decode(Int64.self),
-                            identity: try cells[1].decode(String.self),
-                            name: try cells[2].decode(String?.self),
-                            uuid: try cells[3].decode(String?.self),
-                            endpoint: try cells[4].decode(String.self),
-                            firstSeen: try cells[5].decode(Int64.self),
-                            lastSeen: try cells[6].decode(Int64.self)
-                        )
+        try await connection.withTransaction(logger: logger) { connection in
+            try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            var rows = FleetRows()
+            let machineList = ShippedColumns.machine.joined(separator: ", ")
+            for try await row in try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT \(machineList) FROM machine WHERE host = $1 ORDER BY id",
+                    binds: try binds(host)
+                ),
+                logger: logger
+            ) {
+                let cells = row.makeRandomAccess()
+                rows.machines.append(
+                    Machine(
+                        id: try cells[0].decode(Int64.self),
+                        identity: try cells[1].decode(String.self),
+                        name: try cells[2].decode(String?.self),
+                        uuid: try cells[3].decode(String?.self),
+                        endpoint: try cells[4].decode(String.self),
+                        firstSeen: try cells[5].decode(Int64.self),
+                        lastSeen: try cells[6].decode(Int64.self)
                     )
-                }
-                let sessionList = ShippedColumns.session.joined(separator: ", ")
-                for try await row in try await connection.query(
-                    PostgresQuery(
-                        unsafeSQL:
-                            "SELECT \(sessionList) FROM session WHERE host = $1 AND (id > $2 OR id = ANY($3)) ORDER BY id",
-                        binds: try binds(host, sessionCursor, sessionIds)
-                    ),
-                    logger: logger
-                ) {
-                    let cells = row.makeRandomAccess()
-                    rows.sessions.append(
-                        Session(
-                            id: try cells[0].decode(Int64.self),
-                            machineId: try cells[1].decode(Int64.self),
-                            endpoint: try cells[2].decode(String.self),
-                            peer: try cells[3].decode(String?.self),
-                            qemuVersion: try cells[4].decode(String.self),
-                            qemuPackage: try cells[5].decode(String.self),
-                            initialStatus: try cells[6].decode(String?.self),
-                            initialRunning: try cells[7].decode(Bool?.self),
-                            startedAt: try cells[8].decode(Int64.self),
-                            endedAt: try cells[9].decode(Int64?.self),
-                            endReason: try cells[10].decode(String?.self),
-                            source: try cells[11].decode(String?.self)
-                        )
-                    )
-                }
-                // jsonb comes back as text in PostgreSQL's own spelling (keys reordered, spaces normalized).
-                let eventList = ShippedColumns.event.map { $0 == "data" ? "data::text" : $0 }.joined(separator: ", ")
-                for try await row in try await connection.query(
-                    PostgresQuery(
-                        unsafeSQL: "SELECT \(eventList) FROM event WHERE host = $1 AND id > $2 ORDER BY id LIMIT $3",
-                        binds: try binds(host, eventCursor, Int64(limit))
-                    ),
-                    logger: logger
-                ) {
-                    let cells = row.makeRandomAccess()
-                    rows.events.append(
-                        RecordedEvent(
-                            id: try cells[0].decode(Int64.self),
-                            sessionId: try cells[1].decode(Int64.self),
-                            machineId: try cells[2].decode(Int64.self),
-                            seq: try cells[3].decode(Int64.self),
-                            name: try cells[4].decode(String.self),
-                            seconds: try cells[5].decode(Int64.self),
-                            microseconds: try cells[6].decode(Int64.self),
-                            time: try cells[7].decode(Int64?.self),
-                            received: try cells[8].decode(Int64.self),
-                            guest: try cells[9].decode(Bool?.self),
-                            reason: try cells[10].decode(String?.self),
-                            action: try cells[11].decode(String?.self),
-                            panicType: try cells[12].decode(String?.self),
-                            panicReason: try cells[13].decode(String?.self),
-                            panicArg1: try cells[14].decode(String?.self),
-                            data: try cells[15].decode(String?.self)
-                        )
-                    )
-                }
-                return rows
+                )
             }
+            let sessionList = ShippedColumns.session.joined(separator: ", ")
+            for try await row in try await connection.query(
+                PostgresQuery(
+                    unsafeSQL:
+                        "SELECT \(sessionList) FROM session WHERE host = $1 AND (id > $2 OR id = ANY($3)) ORDER BY id",
+                    binds: try binds(host, sessionCursor, sessionIds)
+                ),
+                logger: logger
+            ) {
+                let cells = row.makeRandomAccess()
+                rows.sessions.append(
+                    Session(
+                        id: try cells[0].decode(Int64.self),
+                        machineId: try cells[1].decode(Int64.self),
+                        endpoint: try cells[2].decode(String.self),
+                        peer: try cells[3].decode(String?.self),
+                        qemuVersion: try cells[4].decode(String.self),
+                        qemuPackage: try cells[5].decode(String.self),
+                        initialStatus: try cells[6].decode(String?.self),
+                        initialRunning: try cells[7].decode(Bool?.self),
+                        startedAt: try cells[8].decode(Int64.self),
+                        endedAt: try cells[9].decode(Int64?.self),
+                        endReason: try cells[10].decode(String?.self),
+                        source: try cells[11].decode(String?.self)
+                    )
+                )
+            }
+            // jsonb comes back as text in PostgreSQL's own spelling (keys reordered, spaces normalized).
+            let eventList = ShippedColumns.event.map { $0 == "data" ? "data::text" : $0 }.joined(separator: ", ")
+            for try await row in try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT \(eventList) FROM event WHERE host = $1 AND id > $2 ORDER BY id LIMIT $3",
+                    binds: try binds(host, eventCursor, Int64(limit))
+                ),
+                logger: logger
+            ) {
+                let cells = row.makeRandomAccess()
+                rows.events.append(
+                    RecordedEvent(
+                        id: try cells[0].decode(Int64.self),
+                        sessionId: try cells[1].decode(Int64.self),
+                        machineId: try cells[2].decode(Int64.self),
+                        seq: try cells[3].decode(Int64.self),
+                        name: try cells[4].decode(String.self),
+                        seconds: try cells[5].decode(Int64.self),
+                        microseconds: try cells[6].decode(Int64.self),
+                        time: try cells[7].decode(Int64?.self),
+                        received: try cells[8].decode(Int64.self),
+                        guest: try cells[9].decode(Bool?.self),
+                        reason: try cells[10].decode(String?.self),
+                        action: try cells[11].decode(String?.self),
+                        panicType: try cells[12].decode(String?.self),
+                        panicReason: try cells[13].decode(String?.self),
+                        panicArg1: try cells[14].decode(String?.self),
+                        data: try cells[15].decode(String?.self)
+                    )
+                )
+            }
+            return rows
         }
     }
 
