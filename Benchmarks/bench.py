@@ -568,15 +568,25 @@ EVENT_COLUMNS = ["id", "sessionId", "machineId", "seq", "name", "seconds", "micr
                  "guest", "reason", "action", "panicType", "panicReason", "panicArg1", "data"]
 
 
+def host_database_and_server(prefix, args):
+    """A work directory holding the section 3 database of `args.events` events (without its raw
+    JSON table) and a ThrowawayPostgres started in it: what `ship` and `fleet` measure against."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(work, 0o755)
+    db = os.path.join(work, "events.sqlite")
+    started = time.time()
+    make_report_database(db, args.events, args.vms)
+    subprocess.run(["sqlite3", db, "DROP TABLE raw; VACUUM"], check=True)
+    print(f"generated {args.events:,} events in {time.time() - started:.0f} s", flush=True)
+    pgdir = os.path.join(work, "pg")
+    os.mkdir(pgdir)
+    return work, db, ThrowawayPostgres(pgdir)
+
+
 def ship(args):
     """`qmplog ship --once` of a generated database into a new PostgreSQL database, against
     `psql \\copy` of the same event rows (prepared as a COPY file beforehand) into the same table."""
-    work = tempfile.mkdtemp(prefix="qmplog-bench-ship-")
-    os.chmod(work, 0o755)
-    db = os.path.join(work, "events.sqlite")
-    print(f"generating {args.events} events over {args.vms} VMs ...")
-    make_report_database(db, args.events, args.vms)
-    subprocess.run(["sqlite3", db, "DROP TABLE raw; VACUUM"], check=True)
+    work, db, server = host_database_and_server("qmplog-bench-ship-", args)
     empty = os.path.join(work, "empty.sqlite")
     subprocess.run([QMPLOG, "record", "--once", "--db", empty, empty + ".none"], capture_output=True)
     rows = os.path.join(work, "events.copy")
@@ -585,9 +595,6 @@ def ship(args):
     with open(rows, "w") as f:
         subprocess.run(["sqlite3", "-separator", "\t", "-nullvalue", "\\N", db, select], stdout=f, check=True)
     os.chmod(rows, 0o644)
-    pgdir = os.path.join(work, "pg")
-    os.mkdir(pgdir)
-    server = ThrowawayPostgres(pgdir)
     results = {"qmplog ship": [], "psql copy": []}
     try:
         for run in range(args.runs):
@@ -597,7 +604,7 @@ def ship(args):
                            capture_output=True)
             columns = ", ".join(["host"] + [c.lower() for c in EVENT_COLUMNS])
             started = time.monotonic()
-            server.run("psql", "-X", "-q", "-h", pgdir, "-p", str(server.port), "-U", "postgres", "-d", "fleet",
+            server.run("psql", "-X", "-q", "-h", server.dir, "-p", str(server.port), "-U", "postgres", "-d", "fleet",
                        "-c", f"\\copy event ({columns}) FROM '{rows}'")
             results["psql copy"].append((time.monotonic() - started, 0, 0))
             assert server.psql("SELECT count(*) FROM event") == str(args.events)
@@ -622,16 +629,7 @@ def ship(args):
 def fleet(args):
     """Reports over the fleet's PostgreSQL (`--db postgresql://`, through its local replica) against
     the same reports over the host's SQLite file, both with their rollup, after one ship."""
-    work = tempfile.mkdtemp(prefix="qmplog-bench-fleet-")
-    os.chmod(work, 0o755)
-    db = os.path.join(work, "events.sqlite")
-    started = time.time()
-    make_report_database(db, args.events, args.vms)
-    subprocess.run(["sqlite3", db, "DROP TABLE raw"], check=True)
-    print(f"generated {args.events:,} events in {time.time() - started:.0f} s", flush=True)
-    pgdir = os.path.join(work, "pg")
-    os.mkdir(pgdir)
-    server = ThrowawayPostgres(pgdir)
+    work, db, server = host_database_and_server("qmplog-bench-fleet-", args)
     environment = dict(os.environ, XDG_CACHE_HOME=os.path.join(work, "cache"))
     summary = {}
     try:
