@@ -30,55 +30,92 @@ public struct HistoryImporter: Sendable {
         self.now = now
     }
 
-    /// Imports one file.
+    /// Events stored per transaction: what an import holds in memory, whatever the file's size.
+    static let batchSize = 10_000
+
+    /// Imports one file, reading it line by line and storing its events in batches.
     ///
     /// - Throws: ``ImportError`` naming the file when it cannot be read or holds nothing of its kind.
     public func importFile(_ path: String, as kind: Kind) async throws -> FileResult {
-        let text = try Self.read(path)
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         let source = "\(kind.rawValue):\(absolute)"
-        var histories: [ImportedHistory] = []
-        var unknown = 0
         switch kind {
-        case .libvirtLog:
-            let parsed = LibvirtLogParser(text: text)
-            unknown = parsed.unknownLines
-            guard !parsed.events.isEmpty else {
-                throw ImportError("\(path): no libvirt log lines (starting up, shutting down, terminating on signal)")
-            }
-            let name = parsed.name ?? Self.domainName(fromLogPath: path)
-            histories.append(
-                ImportedHistory(
-                    machine: MachineIdentity(name: name, uuid: parsed.uuid, endpoint: source),
-                    source: source,
-                    events: parsed.events
-                )
-            )
-        case .virsh:
-            let parsed = VirshEventParser(text: text)
-            unknown = parsed.unknownLines.count
-            guard !parsed.events.isEmpty else {
-                throw ImportError("\(path): no `virsh qemu-monitor-event` lines (event NAME … for domain 'DOM': …)")
-            }
-            for (domain, events) in parsed.events.sorted(by: { $0.key < $1.key }) {
-                histories.append(
-                    ImportedHistory(
-                        machine: MachineIdentity(name: domain, uuid: nil, endpoint: source),
-                        source: source,
-                        events: events
-                    )
-                )
-            }
+        case .libvirtLog: return try await importLibvirtLog(path, source: source)
+        case .virsh: return try await importVirsh(path, source: source)
         }
+    }
+
+    /// A libvirt log names its VM in each run's command line: a first pass finds the name (the
+    /// last one given, as libvirt keeps a domain's log under its name), a second stores the events.
+    private func importLibvirtLog(_ path: String, source: String) async throws -> FileResult {
+        var identity = LibvirtLogParser()
+        let first = try HistoryLines(path: path)
+        while let line = try first.next() {
+            identity.read(line)
+            identity.events.removeAll(keepingCapacity: true)
+        }
+        guard identity.eventCount > 0 else {
+            throw ImportError("\(path): no libvirt log lines (starting up, shutting down, terminating on signal)")
+        }
+        let machine = MachineIdentity(
+            name: identity.name ?? Self.domainName(fromLogPath: path),
+            uuid: identity.uuid,
+            endpoint: source
+        )
+        var parser = LibvirtLogParser()
         var outcome = ImportOutcome()
-        for history in histories {
-            outcome = outcome + (try await database.importHistory(history, importedAt: now()))
+        let lines = try HistoryLines(path: path)
+        while let line = try lines.next() {
+            parser.read(line)
+            if parser.events.count >= Self.batchSize {
+                outcome = outcome + (try await store(parser.events, of: machine, from: source))
+                parser.events.removeAll(keepingCapacity: true)
+            }
         }
+        outcome = outcome + (try await store(parser.events, of: machine, from: source))
         return FileResult(
             path: path,
-            machines: histories.map { $0.machine.displayName },
+            machines: [machine.displayName],
             outcome: outcome,
-            unknownLines: unknown
+            unknownLines: identity.unknownLines
+        )
+    }
+
+    private func importVirsh(_ path: String, source: String) async throws -> FileResult {
+        var parser = VirshEventParser()
+        var outcome = ImportOutcome()
+        var machines: Set<String> = []
+        func flush() async throws {
+            for (domain, events) in parser.events.sorted(by: { $0.key < $1.key }) {
+                let machine = MachineIdentity(name: domain, uuid: nil, endpoint: source)
+                machines.insert(machine.displayName)
+                outcome = outcome + (try await store(events, of: machine, from: source))
+            }
+            parser.events.removeAll(keepingCapacity: true)
+        }
+        let lines = try HistoryLines(path: path)
+        var pending = 0
+        while let line = try lines.next() {
+            parser.read(line)
+            if parser.eventCount - pending >= Self.batchSize {
+                try await flush()
+                pending = parser.eventCount
+            }
+        }
+        parser.finish()
+        guard parser.eventCount > 0 else {
+            throw ImportError("\(path): no `virsh qemu-monitor-event` lines (event NAME … for domain 'DOM': …)")
+        }
+        try await flush()
+        return FileResult(path: path, machines: machines.sorted(), outcome: outcome, unknownLines: parser.unknownLines)
+    }
+
+    private func store(_ events: [ImportedEvent], of machine: MachineIdentity, from source: String) async throws
+        -> ImportOutcome
+    {
+        try await database.importHistory(
+            ImportedHistory(machine: machine, source: source, events: events),
+            importedAt: now()
         )
     }
 
@@ -90,32 +127,12 @@ public struct HistoryImporter: Sendable {
         return name
     }
 
-    /// The file's text; a `.gz` file is decompressed with gzip.
+    /// The file's whole text, for tests (an import reads it line by line).
     static func read(_ path: String) throws -> String {
-        guard FileManager.default.isReadableFile(atPath: path) else {
-            throw ImportError("\(path): no such file, or not readable")
-        }
-        guard path.hasSuffix(".gz") else {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ImportError("\(path): cannot read")
-            }
-            return String(decoding: data, as: UTF8.self)
-        }
-        let gzip = Process()
-        gzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
-        gzip.arguments = ["-dc", "--", path]
-        let output = Pipe()
-        gzip.standardOutput = output
-        gzip.standardError = FileHandle.nullDevice
-        do {
-            try gzip.run()
-        } catch {
-            throw ImportError("\(path): cannot run gzip to decompress it: \(error)")
-        }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        gzip.waitUntilExit()
-        guard gzip.terminationStatus == 0 else { throw ImportError("\(path): not a valid gzip file") }
-        return String(decoding: data, as: UTF8.self)
+        let lines = try HistoryLines(path: path)
+        var text = ""
+        while let line = try lines.next() { text += line + "\n" }
+        return text
     }
 }
 

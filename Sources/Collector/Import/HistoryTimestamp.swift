@@ -7,7 +7,8 @@
 /// The two timestamps of libvirt's per-domain log, and virsh's: libvirt's own lines
 /// `2026-12-02 09:25:43.276+0000`, QEMU's (`-msg timestamp=on`) `2026-12-02T09:25:43.010261Z`.
 enum HistoryTimestamp {
-    /// Microseconds since the Unix epoch, or `nil` when `text` does not start with either form.
+    /// Microseconds since the Unix epoch, or `nil` when `text` does not start with either form or
+    /// names a time before 1970 (no instant a log of QEMU's can hold, stored times are never negative).
     ///
     /// - Returns: the time and how many characters it took.
     static func parse(_ text: Substring) -> (microseconds: Int64, length: Int)? {
@@ -26,7 +27,7 @@ enum HistoryTimestamp {
             bytes[16] == UInt8(ascii: ":"), bytes[19] == UInt8(ascii: "."),
             let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
             let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
-            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+            year >= 1970, (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
         else { return nil }
         var end = 20
         var fraction = 0
@@ -77,6 +78,6 @@ enum HistoryTimestamp {
         parts.tm_min = Int32(minute)
         parts.tm_sec = Int32(second)
         let seconds = Int64(timegm(&parts)) - Int64(offsetMinutes) * 60
-        return seconds * 1_000_000 + Int64(micro)
+        return seconds < 0 ? nil : seconds * 1_000_000 + Int64(micro)
     }
 }

@@ -1,6 +1,12 @@
-import EventStore
 import Foundation
-import QMP
+
+// The import fuzz target (Scripts/fuzz.sh) compiles this file into one module with its dependencies.
+#if canImport(EventStore)
+    import EventStore
+#endif
+#if canImport(QMP)
+    import QMP
+#endif
 
 /// Reads libvirt's per-domain QEMU log (`/var/log/libvirt/qemu/NAME.log`) into events.
 ///
@@ -15,26 +21,34 @@ import QMP
 ///
 /// The VM is named by the `-name guest=NAME` argument of the command line libvirt logs, else by
 /// the file's name; `-uuid` gives its UUID.
+///
+/// Lines are read one at a time (``read(_:)``); ``events`` holds those read since the caller last
+/// took them, so that memory does not grow with the file.
 struct LibvirtLogParser {
     var name: String?
     var uuid: String?
+    /// Events read and not yet taken.
     var events: [ImportedEvent] = []
+    /// Every event read.
+    private(set) var eventCount = 0
     /// Lines that looked like a record (a timestamp) but were not understood.
     var unknownLines = 0
-    /// How often each line was seen: identical lines stay apart.
+    /// How often each line was seen, so that identical lines stay apart. Identical lines share
+    /// their timestamp: only the lines of the latest timestamp are kept.
     private var seen: [Substring: Int] = [:]
+    private var seenTime: Int64 = .min
+
+    init() {}
 
     init(text: String) {
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+        for line in text.split(omittingEmptySubsequences: true, whereSeparator: \.isNewline) {
             read(line)
         }
     }
 
-    private mutating func read(_ line: Substring) {
+    mutating func read(_ line: Substring) {
         if line.hasPrefix("-name ") {
-            let value = line.dropFirst(6).prefix { $0 != " " && $0 != "\\" }
-            let guest = value.hasPrefix("guest=") ? value.dropFirst(6) : value
-            name = String(guest.prefix { $0 != "," })
+            name = Self.guestName(line.dropFirst(6))
             return
         }
         if line.hasPrefix("-uuid ") {
@@ -44,6 +58,10 @@ struct LibvirtLogParser {
         guard let (time, length) = HistoryTimestamp.parse(line) else { return }
         var rest = line.dropFirst(length)
         if rest.hasPrefix(": ") { rest = rest.dropFirst(2) } else if rest.hasPrefix(" ") { rest = rest.dropFirst() }
+        if time != seenTime {
+            seen.removeAll(keepingCapacity: true)
+            seenTime = time
+        }
         seen[line, default: 0] += 1
         let key = "libvirt-log:\(line)#\(seen[line] ?? 1)"
         if rest.hasPrefix("starting up ") {
@@ -60,6 +78,25 @@ struct LibvirtLogParser {
         } else {
             unknownLines += 1
         }
+    }
+
+    /// The VM's name in `guest=web,,prod,debug-threads=on \\` (QEMU's `,,` is a comma), possibly
+    /// shell-quoted by libvirt (`'guest=web prod,debug-threads=on'`).
+    static func guestName(_ argument: Substring) -> String {
+        var value = argument
+        if value.first == "'" {
+            value = value.dropFirst().prefix { $0 != "'" }
+        } else {
+            value = value.prefix { $0 != " " && $0 != "\\" }
+        }
+        if value.hasPrefix("guest=") { value = value.dropFirst(6) }
+        var name = ""
+        var index = value.startIndex
+        while index < value.endIndex, value[index] != "," || value[value.index(after: index)...].first == "," {
+            name.append(value[index])
+            index = value.index(index, offsetBy: value[index] == "," ? 2 : 1)
+        }
+        return name
     }
 
     /// `15 from pid 20447 (/usr/sbin/libvirtd)`, `15 from pid 1 (<unknown process>)`, or just `15`.
@@ -123,6 +160,7 @@ struct LibvirtLogParser {
                 isQMPEvent: true
             )
         )
+        eventCount += 1
     }
 
     private mutating func add(
@@ -144,6 +182,7 @@ struct LibvirtLogParser {
         )
         event.reason = reason
         events.append(ImportedEvent(event: event, importKey: key, sender: sender, isQMPEvent: false))
+        eventCount += 1
     }
 
     /// Set when the events are stored.

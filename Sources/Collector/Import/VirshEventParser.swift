@@ -1,6 +1,12 @@
-import EventStore
 import Foundation
-import QMP
+
+// The import fuzz target (Scripts/fuzz.sh) compiles this file into one module with its dependencies.
+#if canImport(EventStore)
+    import EventStore
+#endif
+#if canImport(QMP)
+    import QMP
+#endif
 
 /// Reads the output of `virsh qemu-monitor-event --loop` into each domain's QMP events.
 ///
@@ -10,37 +16,75 @@ import QMP
 /// seconds after QEMU's time, which is lost; stored as the receive time, QEMU's as -1/-1); and
 /// `--pretty`, where DATA spreads over the following lines. DATA is JSON, or `<null>` / `(null)` for none. virsh's own
 /// lines (`events received: N`, `event loop timed out`) are skipped.
+///
+/// Lines are read one at a time (``read(_:)``, then ``finish()``); ``events`` holds those read since
+/// the caller last took them, so that memory does not grow with the file.
 struct VirshEventParser {
-    /// Events by domain name, in the order they appear.
+    /// Events by domain name, in the order they appear, read and not yet taken.
     var events: [String: [ImportedEvent]] = [:]
-    /// Line numbers (from 1) of lines that were not understood.
-    var unknownLines: [Int] = []
-    /// How often each key was seen: identical events within a millisecond stay apart.
+    /// Every event read.
+    private(set) var eventCount = 0
+    /// Lines that were not understood.
+    private(set) var unknownLines = 0
+    /// The first few of them (line numbers from 1), for messages.
+    private(set) var firstUnknownLines: [Int] = []
+    private var lineNumber = 0
+    /// A `--pretty` event whose JSON has not closed yet, and how deep it is open.
+    private var open: (record: Header, depth: Int)?
+    /// How often each key was seen: identical events within a millisecond stay apart. Identical
+    /// events share their time: only the keys of the latest time are kept.
     private var seen: [String: Int] = [:]
+    private var seenTime: Int64 = .min
+    /// A `--pretty` event's JSON longer than this is not one virsh printed.
+    static let maximumDataLength = 1 << 20
+
+    init() {}
 
     init(text: String) {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        var index = 0
-        while index < lines.count {
-            let line = lines[index]
-            index += 1
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty || trimmed.hasPrefix("events received:") || trimmed == "event loop timed out" {
-                continue
-            }
-            guard var record = Self.header(line) else {
-                unknownLines.append(index)
-                continue
-            }
-            // --pretty: the JSON continues until its braces close.
-            var depth = Self.depth(of: record.data)
-            while depth > 0, index < lines.count {
-                record.data += "\n" + lines[index]
-                depth += Self.depth(of: Substring(lines[index]))
-                index += 1
-            }
-            add(record, line: String(line))
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+            read(line)
         }
+        finish()
+    }
+
+    mutating func read(_ line: Substring) {
+        lineNumber += 1
+        if var pending = open {
+            // --pretty: the JSON continues until its braces close.
+            pending.record.data += "\n" + line
+            pending.depth += Self.depth(of: line)
+            if pending.record.data.utf8.count > Self.maximumDataLength {
+                open = nil
+                notUnderstood()
+            } else if pending.depth > 0 {
+                open = pending
+            } else {
+                open = nil
+                add(pending.record)
+            }
+            return
+        }
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        if trimmed.isEmpty || trimmed.hasPrefix("events received:") || trimmed == "event loop timed out" {
+            return
+        }
+        guard let record = Self.header(line) else {
+            notUnderstood()
+            return
+        }
+        let depth = Self.depth(of: record.data)
+        if depth > 0 { open = (record, depth) } else { add(record) }
+    }
+
+    /// Adds an event whose JSON never closed, as the file ended.
+    mutating func finish() {
+        if let pending = open { add(pending.record) }
+        open = nil
+    }
+
+    private mutating func notUnderstood() {
+        unknownLines += 1
+        if firstUnknownLines.count < 10 { firstUnknownLines.append(lineNumber) }
     }
 
     private struct Header {
@@ -113,7 +157,7 @@ struct VirshEventParser {
         return depth
     }
 
-    private mutating func add(_ record: Header, line: String) {
+    private mutating func add(_ record: Header) {
         let text = record.data.trimmingCharacters(in: .whitespacesAndNewlines)
         let value = text == "<null>" || text == "(null)" ? nil : try? JSONValue(parsing: Array(text.utf8))
         let data = value?.compactText
@@ -124,18 +168,21 @@ struct VirshEventParser {
             data: value,
             dataText: data
         )
-        let time = record.received ?? max(0, event.seconds * 1_000_000 + event.microseconds)
+        var row = NewEvent(event, session: LibvirtLogParser.unset, seq: 0, received: 0)
+        // QEMU's time when it is an instant; a number that is none (negative, past the year 9999)
+        // is kept as written and, like QEMU's -1/-1, has no receive time either.
+        let time = record.received ?? row.time ?? 0
+        row.received = time
         // The plain and --pretty forms of one event have the same key; the --timestamp form, with
         // another time, meets them through the import's match window instead.
         let base = "virsh:\(record.domain):\(record.name):\(time):\(data ?? "")"
+        if time != seenTime {
+            seen.removeAll(keepingCapacity: true)
+            seenTime = time
+        }
         seen[base, default: 0] += 1
         let key = "\(base)#\(seen[base] ?? 1)"
-        events[record.domain, default: []].append(
-            ImportedEvent(
-                event: NewEvent(event, session: LibvirtLogParser.unset, seq: 0, received: time),
-                importKey: key,
-                isQMPEvent: true
-            )
-        )
+        events[record.domain, default: []].append(ImportedEvent(event: row, importKey: key, isQMPEvent: true))
+        eventCount += 1
     }
 }

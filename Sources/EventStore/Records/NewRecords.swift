@@ -7,9 +7,14 @@ public struct MachineIdentity: Sendable, Hashable {
     /// The endpoint text, such as `unix:/run/qemu/vm1.qmp`.
     public var endpoint: String
 
+    /// A NUL in a name or UUID becomes U+FFFD: SQLite's C strings end at NUL, which would cut
+    /// `a\0b` to `a` and merge it with a VM named `a`.
     public init(name: String?, uuid: String?, endpoint: String) {
-        self.name = name.flatMap { $0.isEmpty ? nil : $0 }
-        self.uuid = uuid.flatMap { $0.isEmpty || $0 == "00000000-0000-0000-0000-000000000000" ? nil : $0 }
+        func visible(_ text: String) -> String {
+            text.utf8.contains(0) ? String(text.unicodeScalars.map { $0 == "\0" ? "\u{FFFD}" : Character($0) }) : text
+        }
+        self.name = name.flatMap { $0.isEmpty ? nil : visible($0) }
+        self.uuid = uuid.flatMap { $0.isEmpty || $0 == "00000000-0000-0000-0000-000000000000" ? nil : visible($0) }
         self.endpoint = endpoint
     }
 
