@@ -37,11 +37,13 @@ struct ReportData {
             // Printed on a terminal: names come from VMs and the command line.
             let known = machines.map { TerminalText.escaping($0.name ?? $0.endpoint) }.sorted()
             let wanted = unmatched.sorted().map(TerminalText.escaping)
-            throw ReportsError(
+            var error = ReportsError(
                 code: .unknownMachine,
                 message: "no VM named \(wanted.joined(separator: ", ")) in \(database.path ?? "the database")"
                     + (known.isEmpty ? " (it has no VMs yet)" : "; known VMs: \(known.joined(separator: ", "))")
             )
+            error.unknownMachines = (unmatched.sorted(), machines.map { $0.name ?? $0.endpoint }.sorted())
+            throw error
         }
         machineNames = names
         selectedIds = query.machines.isEmpty ? nil : selected

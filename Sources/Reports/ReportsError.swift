@@ -20,6 +20,8 @@ public struct ReportsError: Error, Sendable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    /// For ``Code/unknownMachine``: the names asked for that no VM has, and every VM's name.
+    package var unknownMachines: (wanted: [String], known: [String])?
 
     public init(code: Code, message: String) {
         self.code = code

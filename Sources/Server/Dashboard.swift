@@ -141,7 +141,7 @@ struct Dashboard {
         do {
             timeline = try await TimelineReport.run(on: server.database, query: query)
         } catch let error as ReportsError where error.code == .unknownMachine {
-            throw BadParameter("vm", error.message)
+            throw BadParameter(unknownMachine: error)
         }
         query.interval = nil
         var body = controls(action: "/vm/" + HTMLText.pathComponent(name), vms: nil)

@@ -49,7 +49,11 @@ enum HTMLText {
                         case .integer, .number, .duration: true
                         default: false
                         }
-                    let cell = index == link ? "<a href=\"/vm/\(pathComponent(value.displayText))\">\(text)</a>" : text
+                    // The link is built from the name itself, not its escaped display text.
+                    let cell =
+                        if index == link, case .text(let name) = value {
+                            "<a href=\"/vm/\(pathComponent(name))\">\(text)</a>"
+                        } else { text }
                     return numeric ? "<td class=\"n\">\(cell)</td>" : "<td>\(cell)</td>"
                 }.joined() + "</tr>"
         }.joined(separator: "\n")

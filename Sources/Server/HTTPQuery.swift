@@ -71,4 +71,16 @@ struct BadParameter: Error {
         self.parameter = parameter
         self.message = message
     }
+
+    /// `vm` naming no VM: a few of the known names at most, and never the database's path (the
+    /// terminal's message has both; a client over HTTP needs neither the whole fleet nor the path).
+    init(unknownMachine error: ReportsError) {
+        let (wanted, known) = error.unknownMachines ?? ([], [])
+        var message = "no VM named \(wanted.joined(separator: ", "))"
+        if !known.isEmpty {
+            message += "; known VMs include \(known.prefix(5).joined(separator: ", "))"
+            if known.count > 5 { message += " (\(known.count) in all: /api/vms lists them)" }
+        }
+        self.init("vm", message)
+    }
 }

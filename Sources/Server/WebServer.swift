@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 package import Hummingbird
 package import Logging
+import NIOCore
 import Reports
 
 /// `qmplog serve`: the dashboard, Prometheus metrics and the reports over HTTP, read-only, from the
@@ -32,21 +33,26 @@ package struct WebServer: Sendable {
         self.now = now
     }
 
-    /// Every page restricts itself to what it carries: no scripts, no external fonts or styles.
+    /// Every response restricts itself to what it carries: no scripts, no external fonts or styles,
+    /// never in a frame. ``SecurityHeadersHandler`` adds them to each response head.
     static let securityHeaders: HTTPFields = {
         var fields: HTTPFields = [
             .contentSecurityPolicy:
                 "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
                 + "frame-ancestors 'none'; base-uri 'none'"
         ]
-        for (name, value) in [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")] {
+        for (name, value) in [
+            ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
+        ] {
             if let name = HTTPField.Name(name) { fields[name] = value }
         }
         return fields
     }()
 
-    package func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    /// - Parameter allowedHosts: the `Host` names requests may carry; `nil` for any (`--allow-remote`).
+    package func router(allowedHosts: Set<String>?) -> Router<BasicRequestContext> {
+        let router = Router(options: .autoGenerateHeadEndpoints)
+        router.add(middleware: HTTPGuard(allowedHosts: allowedHosts))
         router.get("/metrics") { _, _ in try await reads.run { try await metrics() } }
         router.get("/api/reports/:kind") { request, context in
             try await answer {
@@ -99,7 +105,7 @@ package struct WebServer: Sendable {
         do {
             return try await kind.run(on: database, query: query)
         } catch let error as ReportsError where error.code == .unknownMachine {
-            throw BadParameter("vm", error.message)
+            throw BadParameter(unknownMachine: error)
         } catch let error as ReportsError where error.code == .invalidQuery {
             throw BadParameter("since", error.message)
         }
@@ -116,43 +122,32 @@ package struct WebServer: Sendable {
         )
     }
 
-    /// The events as `qmplog export --format ndjson` writes them, exported into a private
-    /// temporary file (unlinked at once) and streamed from it.
+    /// The events as `qmplog export --format ndjson` writes them, read a page at a time (each page
+    /// its own short read, about 1 MiB) and written as the client takes them: a client that reads
+    /// slowly or not at all holds no snapshot, no file and one page of memory, until
+    /// ``HTTPConnectionLimits/stallTimeout`` closes its connection.
     private func events(query: ReportQuery, names: [String]) async throws -> Response {
-        var template = Array((NSTemporaryDirectory() + "/qmplog-events-XXXXXX").utf8CString)
-        let descriptor = template.withUnsafeMutableBufferPointer { buffer in
-            buffer.baseAddress.map { mkstemp($0) } ?? -1
-        }
-        guard descriptor >= 0 else { throw HTTPError(.internalServerError, message: "cannot create a temporary file") }
-        unlink(String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        // The first page is read before answering, so that a bad parameter is still a 400.
+        let first: (text: [UInt8], lastId: Int64?)
         do {
-            _ = try await EventExporter.export(
-                from: database,
-                query: query,
-                events: names,
-                format: .ndjson,
-                to: descriptor
-            )
+            first = try await EventExporter.ndjsonPage(from: database, query: query, events: names, after: 0)
         } catch let error as ReportsError where error.code == .unknownMachine {
-            close(descriptor)
-            throw BadParameter("vm", error.message)
-        } catch {
-            close(descriptor)
-            throw error
+            throw BadParameter(unknownMachine: error)
         }
-        lseek(descriptor, 0, SEEK_SET)
-        var headers = Self.securityHeaders
+        var headers = HTTPFields()
         headers[.contentType] = "application/x-ndjson"
+        let database = self.database
+        let reads = self.reads
         return Response(
             status: .ok,
             headers: headers,
             body: ResponseBody { output in
-                defer { close(descriptor) }
-                var chunk = [UInt8](repeating: 0, count: 1 << 16)
-                while true {
-                    let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                    guard count > 0 else { break }
-                    try await output.write(ByteBuffer(bytes: chunk[0..<count]))
+                var page = first
+                while let lastId = page.lastId {
+                    try await output.write(ByteBuffer(bytes: page.text))
+                    page = try await reads.run {
+                        try await EventExporter.ndjsonPage(from: database, query: query, events: names, after: lastId)
+                    }
                 }
                 try await output.finish(nil)
             }
@@ -164,36 +159,77 @@ package struct WebServer: Sendable {
         do {
             return try await reads.run(body)
         } catch let error as BadParameter {
-            let object = ["error": ["parameter": error.parameter, "message": error.message]]
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-            var headers = Self.securityHeaders
-            headers[.contentType] = "application/json"
-            return Response(status: .badRequest, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            return Self.error(.badRequest, error.message, parameter: error.parameter)
         }
     }
 
-    private func json(_ text: String) -> Response {
-        var headers = Self.securityHeaders
+    /// A JSON error: `{"error": {"message": …}}`, with the parameter at fault when there is one.
+    static func error(
+        _ status: HTTPResponse.Status,
+        _ message: String,
+        parameter: String? = nil,
+        _ extraHeaders: HTTPFields = [:]
+    ) -> Response {
+        var error = ["message": message]
+        if let parameter { error["parameter"] = parameter }
+        let data = (try? JSONSerialization.data(withJSONObject: ["error": error], options: [.sortedKeys])) ?? Data()
+        var headers = extraHeaders
         headers[.contentType] = "application/json"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private func json(_ text: String) -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(string: text))
+        )
     }
 
     private func html(_ text: String) -> Response {
-        var headers = Self.securityHeaders
-        headers[.contentType] = "text/html; charset=utf-8"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        Response(
+            status: .ok,
+            headers: [.contentType: "text/html; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: text))
+        )
     }
 
-    /// The application serving ``router()`` on `host:port`; `onRunning` gets the bound port.
+    /// The application serving ``router(allowedHosts:)`` on `address:port`, its connections limited
+    /// (``HTTPConnectionLimits``); `onRunning` gets the bound port.
+    ///
+    /// - Parameters:
+    ///   - address: a numeric address (resolve names first: see ``ListenAddress``).
+    ///   - allowRemote: whether requests may name any `Host` (otherwise loopback names and `address`).
     package func application(
-        host: String,
+        address: String,
         port: Int,
+        allowRemote: Bool,
         logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        Application(
-            router: router(),
-            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "qmplog"),
+        let tracker = HTTPConnectionTracker(
+            maximum: HTTPConnectionLimits.maximumConnections(descriptorLimit: HTTPConnectionLimits.descriptorLimit),
+            logger: logger
+        )
+        return Application(
+            router: router(
+                allowedHosts: allowRemote ? nil : HTTPGuard<BasicRequestContext>.loopbackHosts(bound: address)
+            ),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [
+                        TrackedConnectionHandler(tracker: tracker),
+                        SecurityHeadersHandler(),
+                        IdleStateHandler(allTimeout: HTTPConnectionLimits.stallTimeout),
+                        StalledConnectionCloser(),
+                    ],
+                    idleTimeout: HTTPConnectionLimits.idleTimeout
+                )
+            ),
+            configuration: ApplicationConfiguration(
+                address: .hostname(address, port: port),
+                serverName: "qmplog"
+            ),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger
         )

@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import QMPTestSupport
+import Server
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -365,6 +366,130 @@ struct ServeTests {
         #expect(output.contains("add --allow-remote"))
     }
 
+    // MARK: - A hostile local user
+
+    @Test func everyResponseIsGuardedAndCarriesTheSecurityHeaders() async throws {
+        try await Self.withFleet { fleet in
+            let port = try #require(Int(fleet.base.split(separator: ":").last ?? ""))
+            func request(_ head: String) throws -> (status: Int, head: String, body: String) {
+                let text = try Self.rawHTTP(port: port, head + "\r\n\r\n")
+                let parts = text.components(separatedBy: "\r\n\r\n")
+                let status = Int(parts[0].split(separator: " ").dropFirst().first ?? "") ?? 0
+                return (status, parts[0].lowercased(), parts.dropFirst().joined(separator: "\r\n\r\n"))
+            }
+            let host = "Host: 127.0.0.1:\(port)"
+            let cases: [(String, Int)] = [
+                ("GET /nonexistent HTTP/1.1\r\n\(host)", 404), ("GET /vm/ HTTP/1.1\r\n\(host)", 404),
+                ("POST / HTTP/1.1\r\n\(host)\r\nContent-Length: 0", 405),
+                ("OPTIONS /metrics HTTP/1.1\r\n\(host)", 405),
+                // DNS rebinding: a page on another name reaching loopback
+                ("GET /api/vms HTTP/1.1\r\nHost: evil.example", 421),
+                ("GET /api/vms HTTP/1.1\r\nHost: 127.evil.example:\(port)", 421),
+                ("GET /api/vms HTTP/1.1\r\nHost: localhost:\(port)", 200),
+                ("GET /\(String(repeating: "a", count: 100_000)) HTTP/1.1\r\n\(host)", 400),
+                ("HEAD / HTTP/1.1\r\n\(host)", 200), ("HEAD /metrics HTTP/1.1\r\n\(host)", 200),
+            ]
+            for (head, status) in cases {
+                let response = try request(head + "\r\nConnection: close")
+                let line = String(head.prefix(60))
+                #expect(response.status == status, "\(line): \(response.head)")
+                #expect(response.head.contains("content-security-policy: default-src 'none'"), "\(line)")
+                #expect(response.head.contains("x-content-type-options: nosniff"), "\(line)")
+                #expect(response.head.contains("x-frame-options: deny"), "\(line)")
+                if head.hasPrefix("HEAD") { #expect(response.body.isEmpty, "\(line)") }
+                if status == 405 { #expect(response.head.contains("allow: get, head"), "\(line)") }
+            }
+            // An unknown VM names a few known ones, never the database's path
+            let unknown = try await Fleet.get(fleet.base + "/api/reports/stops?vm=nobody")
+            #expect(unknown.status == 400 && !unknown.body.contains(fleet.database) && unknown.body.contains("web1"))
+        }
+    }
+
+    /// 300 idle connections against a recorder whose descriptor limit is 128: it keeps its
+    /// descriptors for monitors (a VM appearing in the watched directory is recorded) and /metrics
+    /// answers.
+    @Test func idleConnectionsNeitherBlindTheRecorderNorSilenceMetrics() async throws {
+        let directory = try TemporaryDirectory(prefix: "serve")
+        defer { directory.remove() }
+        let watched = directory.file("vms")
+        try FileManager.default.createDirectory(atPath: watched, withIntermediateDirectories: true)
+        let port = try Fleet.freePort()
+        let database = directory.file("events.sqlite")
+        let recorder = try ChildProcess(
+            "/bin/sh",
+            arguments: [
+                "-c", "ulimit -n 128 && exec \"$0\" \"$@\"", QmplogBinaryTests.binary, "record", "--db", database,
+                "--watch", watched, "--http", "127.0.0.1:\(port)",
+            ],
+            outputPath: directory.file("record.out")
+        )
+        defer { recorder.kill9() }
+        try await QmplogBinaryTests.waitUntil { try await Fleet.get("http://127.0.0.1:\(port)/metrics").status == 200 }
+        // Given 300 connections that never send a byte
+        var idle: [Int32] = []
+        defer { idle.forEach { close($0) } }
+        for _ in 0..<300 { idle.append(try Self.connect(port: port)) }
+        // When a VM appears in the watched directory
+        let vm = try await FakeQMPServer.start(at: watched + "/late.qmp", behavior: .qemu(name: "late", close: false))
+        defer { Task { await vm.stop() } }
+        // Then it is recorded, /metrics answers, and HTTP holds a few descriptors, not the limit
+        try await QmplogBinaryTests.waitForSession(database: database)
+        try await QmplogBinaryTests.waitUntil {
+            try await Fleet.get("http://127.0.0.1:\(port)/metrics").body
+                .contains(#"qmplog_vm_monitor_connected{vm="late"} 1"#)
+        }
+        let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(recorder.processIdentifier)/fd")
+        #expect(descriptors.count < 64, "\(descriptors.count) descriptors open")
+        let log = (try? String(contentsOfFile: directory.file("record.out"), encoding: .utf8)) ?? ""
+        #expect(log.contains("HTTP connections at their cap"))
+    }
+
+    /// /api/events streams page by page: no temporary file (TMPDIR unusable), nothing deleted held open.
+    @Test func eventsStreamWithoutATemporaryFile() async throws {
+        try await Self.withFleet { fleet in
+            let port = try Fleet.freePort()
+            let server = try ChildProcess(
+                QmplogBinaryTests.binary,
+                arguments: ["serve", "--db", fleet.database, "--http", "127.0.0.1:\(port)"],
+                environment: ["TMPDIR": "/nonexistent"],
+                outputPath: fleet.directory.file("serve-tmp.out")
+            )
+            defer { server.kill9() }
+            try await QmplogBinaryTests.waitUntil {
+                try await Fleet.get("http://127.0.0.1:\(port)/api/events").status == 200
+            }
+            let events = try await Fleet.get("http://127.0.0.1:\(port)/api/events")
+            #expect(events.body.split(separator: "\n").count >= 7)
+            // A client that asks and never reads
+            let stalled = try Self.connect(port: port)
+            defer { close(stalled) }
+            let request = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n"
+            _ = request.withCString { write(stalled, $0, strlen($0)) }
+            try await QmplogBinaryTests.waitUntil {
+                try await Fleet.get("http://127.0.0.1:\(port)/metrics").status == 200
+            }
+            let fd = "/proc/\(server.processIdentifier)/fd"
+            let targets = try FileManager.default.contentsOfDirectory(atPath: fd).compactMap {
+                try? FileManager.default.destinationOfSymbolicLink(atPath: fd + "/" + $0)
+            }
+            #expect(!targets.contains { $0.hasSuffix("(deleted)") }, "\(targets)")
+        }
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1", true), ("127.1.2.3", true), ("::1", true), ("::ffff:127.0.0.1", true), ("localhost", true),
+        ("0.0.0.0", false), ("::", false), ("192.0.2.1", false),
+    ])
+    func anAddressIsLoopbackOnlyWhenEveryAddressItNamesIs(host: String, loopback: Bool) throws {
+        #expect(try ListenAddress.resolve(host).isLoopback == loopback)
+    }
+
+    @Test func numbersThatAreNoPlainAddressAreRefused() {
+        #expect(throws: ListenAddressError.self) { try ListenAddress.resolve("0177.0.0.1") }
+        #expect(throws: ListenAddressError.self) { try ListenAddress.resolve("2130706433") }
+        #expect(ListenAddress(address: "::1", isLoopback: true).url(port: 9750) == "http://[::1]:9750/")
+    }
+
     // MARK: - Helpers
 
     static func run(
@@ -386,5 +511,47 @@ struct ServeTests {
         }
         let code = try await process.waitForExit(timeout: .seconds(60))
         return (code, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+    }
+
+    static func connect(port: Int) throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard descriptor >= 0, connected else {
+            close(descriptor)
+            throw QEMUTestError("cannot connect to port \(port)")
+        }
+        return descriptor
+    }
+
+    /// Sends `request` as it is (URLSession would not send a forged Host or a bare OPTIONS) and
+    /// reads the answer until the server closes.
+    static func rawHTTP(port: Int, _ request: String) throws -> String {
+        let descriptor = try connect(port: port)
+        defer { close(descriptor) }
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let bytes = Array(request.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else { break }  // the server may close on a request it refuses
+            sent += count
+        }
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else { break }
+            answer += chunk[0..<count]
+        }
+        return String(decoding: answer, as: UTF8.self)
     }
 }

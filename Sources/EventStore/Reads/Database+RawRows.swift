@@ -5,7 +5,13 @@ extension Database {
     /// Steps `sql` and calls `body` with SQLite's statement at each row, for `sqlite3_column_*`
     /// reads (valid until the next step). For the per-row hot paths, where GRDB's `Row` and Swift
     /// values per column cost more than SQLite's own work (measured: export and report scans).
-    func forEachRawRow(sql: String, arguments: StatementArguments, _ body: (OpaquePointer) throws -> Void) throws {
+    /// `until` is asked after each row; `true` stops there.
+    func forEachRawRow(
+        sql: String,
+        arguments: StatementArguments,
+        until isDone: () -> Bool = { false },
+        _ body: (OpaquePointer) throws -> Void
+    ) throws {
         let statement = try makeStatement(sql: sql)
         try statement.setArguments(arguments)
         let handle = statement.sqliteStatement
@@ -19,6 +25,7 @@ extension Database {
                 )
             }
             try body(handle)
+            if isDone() { return }
         }
     }
 }

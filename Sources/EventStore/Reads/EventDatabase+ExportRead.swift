@@ -35,11 +35,16 @@ extension EventDatabase {
     ///
     /// Runs synchronously on a reader, as ``forEachEvent(named:in:_:)`` does.
     ///
+    /// - Parameters:
+    ///   - after: only events whose id is greater (a page's start: the last id of the page before).
+    ///   - isFull: asked after each event; `true` ends the read there (a page's end).
     /// - Returns: how many events `body` received.
     @discardableResult
     public func forEachStoredEvent(
         named names: [String],
         in selection: EventSelection,
+        after: Int64 = 0,
+        isFull: () -> Bool = { false },
         start: ([(id: Int64, name: String)]) throws -> Void,
         _ body: (borrowing StoredEventRow) throws -> Void
     ) throws -> Int {
@@ -48,8 +53,8 @@ extension EventDatabase {
             .panicReason, .data,
         ])
         let columns = ExportColumns(list)
-        var sql = "SELECT \(list.sql) FROM event WHERE 1"
-        var arguments = StatementArguments()
+        var sql = "SELECT \(list.sql) FROM event WHERE id > ?"
+        var arguments: StatementArguments = [after]
         if !names.isEmpty {
             sql += " AND name IN (\(EventSQL.placeholders(names.count)))"
             arguments += StatementArguments(names)
@@ -63,7 +68,7 @@ extension EventDatabase {
             try start(names.map { (id: $0[0], name: $0[1]) })
             var row = StoredEventRow()
             var count = 0
-            try db.forEachRawRow(sql: finalSQL, arguments: finalArguments) { handle in
+            try db.forEachRawRow(sql: finalSQL, arguments: finalArguments, until: isFull) { handle in
                 func text(_ column: Int32) -> UnsafeBufferPointer<UInt8>? {
                     guard let pointer = sqlite3_column_text(handle, column) else { return nil }
                     return UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(handle, column)))

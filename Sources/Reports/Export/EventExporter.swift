@@ -62,7 +62,44 @@ public enum EventExporter {
     }
 }
 
-/// Output bytes on their way to a file descriptor, written in 64 KiB chunks.
+extension EventExporter {
+    /// One page of NDJSON: the events after `after`, in arrival order, up to about `byteLimit`
+    /// bytes (at least one event), and the last id written (`nil`: no event left).
+    ///
+    /// Each page is its own short read, so that a client reading slowly holds no snapshot of the
+    /// database (which would keep the recorder's WAL from being checkpointed) and no file.
+    ///
+    /// - Throws: ``ReportsError`` for an unknown VM.
+    public static func ndjsonPage(
+        from database: EventDatabase,
+        query: ReportQuery,
+        events: [String] = [],
+        after: Int64,
+        byteLimit: Int = 1 << 20
+    ) async throws -> (text: [UInt8], lastId: Int64?) {
+        let data = try await ReportData(database: database, query: query)
+        let output = OutputBuffer(collecting: ())
+        var row: ExportRow?
+        defer { row?.deallocate() }
+        var lastId: Int64?
+        try database.forEachStoredEvent(
+            named: events,
+            in: data.selection(),
+            after: after,
+            isFull: { output.collectedCount >= byteLimit }
+        ) { names in
+            row = ExportRow(names: names)
+        } _: { event in
+            try row?.writeJSON(event, prefix: "", suffix: "\n", to: output)
+            lastId = event.id
+        }
+        try output.flush()
+        return (output.collected, lastId)
+    }
+}
+
+/// Output bytes on their way to a file descriptor, written in 64 KiB chunks (or kept in memory,
+/// for a page).
 ///
 /// Rows are formatted straight into raw memory: a caller reserves room for its row with
 /// ``reserve(_:)``, then stores bytes at ``cursor`` without further checks (the export's hot path;
@@ -74,11 +111,24 @@ final class OutputBuffer {
     /// Where the next byte goes; advance it by what was written.
     var cursor: UnsafeMutablePointer<UInt8>
 
+    /// What was flushed, when collecting rather than writing.
+    private(set) var collected: [UInt8] = []
+
     init(fileDescriptor: Int32) {
         self.fileDescriptor = fileDescriptor
         start = .allocate(capacity: capacity)
         cursor = start
     }
+
+    /// A buffer that keeps its bytes in ``collected``.
+    init(collecting: Void) {
+        fileDescriptor = -1
+        start = .allocate(capacity: capacity)
+        cursor = start
+    }
+
+    /// Bytes collected and still buffered.
+    var collectedCount: Int { collected.count + (cursor - start) }
 
     deinit { start.deallocate() }
 
@@ -106,6 +156,11 @@ final class OutputBuffer {
     }
 
     func flush() throws {
+        if fileDescriptor < 0 {
+            collected += UnsafeBufferPointer(start: start, count: cursor - start)
+            cursor = start
+            return
+        }
         if let failure = writeAll(start, count: cursor - start, to: fileDescriptor) {
             throw ReportsError(code: .invalidQuery, message: "cannot write the export: \(failure)")
         }

@@ -322,6 +322,9 @@ extension QMPLogCommand {
         func run() async throws {
             let logger = logging.bootstrap(label: "qmplog.record")
             EventLoops.useOneThread()
+            // A descriptor per monitor: the soft limit (1,024 under systemd) is raised to the hard one.
+            let descriptors = HTTPConnectionLimits.raiseDescriptorLimit()
+            logger.debug("Descriptor limit", metadata: ["descriptors": "\(descriptors)"])
             let path = try store.prepareForWriting()
             for note in EventDatabase.tightenPermissions(path: path) {
                 logger.warning(

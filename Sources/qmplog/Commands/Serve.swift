@@ -26,7 +26,12 @@ extension QMPLogCommand {
                 and load nothing from elsewhere: they work on an air-gapped host.
 
                 There is no authentication: the default address is loopback only, and another one \
-                needs --allow-remote (logged as a warning). SIGTERM or SIGINT stops it gracefully. \
+                needs --allow-remote (logged as a warning); a name is resolved once and every address \
+                it gives must be loopback. Without --allow-remote a request must name this machine \
+                (Host: localhost, 127.0.0.1, ::1 or the --http address; 421 otherwise), which stops \
+                DNS rebinding. At most 64 connections are served at once (fewer under a low \
+                `ulimit -n`); the rest wait. A connection idle for 30 s, or that takes no byte \
+                of its answer for 120 s, is closed. SIGTERM or SIGINT stops it gracefully. \
                 `qmplog record --http ADDRESS:PORT` serves the same from inside a recorder.
 
                 Examples:
@@ -44,6 +49,7 @@ extension QMPLogCommand {
 
         func run() async throws {
             let logger = logging.bootstrap(label: "qmplog.serve")
+            HTTPConnectionLimits.raiseDescriptorLimit()
             let database = try store.openForReading()
             let application = try address.application(
                 serving: WebServer(
@@ -83,10 +89,19 @@ struct HTTPAddressOptions: ParsableArguments {
     func validate() throws {
         guard let http else { return }
         let (host, _) = try Self.split(http)
-        if !Self.isLoopback(host), !allowRemote {
+        let resolved = try Self.resolve(host, in: http)
+        if !resolved.isLoopback, !allowRemote {
             throw ValidationError(
                 "--http \(http) is not a loopback address: qmplog serves with no authentication; add --allow-remote to serve it anyway."
             )
+        }
+    }
+
+    private static func resolve(_ host: String, in http: String) throws -> ListenAddress {
+        do {
+            return try ListenAddress.resolve(host)
+        } catch {
+            throw ValidationError("--http \(http): \(error)")
         }
     }
 
@@ -103,19 +118,17 @@ struct HTTPAddressOptions: ParsableArguments {
         return (host, port)
     }
 
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
-
     /// The HTTP service for `server` on --http (or the default), logging where it listens.
     func application(serving server: WebServer, logger: Logger) throws -> some Service {
-        let address = http ?? Self.defaultAddress
-        let (host, port) = try Self.split(address)
-        if !Self.isLoopback(host) {
-            logger.warning("Serving beyond loopback with no authentication", metadata: ["http.address": "\(address)"])
+        let http = http ?? Self.defaultAddress
+        let (host, port) = try Self.split(http)
+        let resolved = try Self.resolve(host, in: http)
+        if !resolved.isLoopback {
+            logger.warning("Serving beyond loopback with no authentication", metadata: ["http.address": "\(http)"])
         }
-        return server.application(host: host, port: port, logger: logger) { bound in
-            logger.notice("Serving", metadata: ["http.address": "http://\(host):\(bound)/"])
+        return server.application(address: resolved.address, port: port, allowRemote: allowRemote, logger: logger) {
+            bound in
+            logger.notice("Serving", metadata: ["http.address": "\(resolved.url(port: bound))"])
         }
     }
 }
