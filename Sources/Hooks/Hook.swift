@@ -20,10 +20,34 @@ package struct Hook: Sendable, Hashable {
             throw HookError("--on \(name): not an incident class; use one of \(Self.classNames)")
         }
         let command = try CommandWords.split(exec)
-        guard !command.isEmpty else { throw HookError("--exec needs a command") }
+        guard let program = command.first else { throw HookError("--exec needs a command") }
+        try Self.checkExecutable(program)
         self.classes = classes
         self.command = command
         self.key = "--on \(classes.joined(separator: ",")) --exec \(exec)"
+    }
+
+    /// Refuses at start a program that could never run: missing, not executable, a directory, or a
+    /// name found nowhere on PATH (else every incident would fail the same way).
+    static func checkExecutable(
+        _ program: String,
+        path: String = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+    ) throws(HookError) {
+        func runnable(_ file: String) -> Bool {
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) && !isDirectory.boolValue
+                && access(file, X_OK) == 0
+        }
+        if program.contains("/") {
+            guard FileManager.default.fileExists(atPath: program) else {
+                throw HookError("--exec \(program): no such file")
+            }
+            guard runnable(program) else { throw HookError("--exec \(program): not an executable file") }
+            return
+        }
+        guard path.split(separator: ":").contains(where: { runnable("\($0)/\(program)") }) else {
+            throw HookError("--exec \(program): no such command on PATH (\(path))")
+        }
     }
 
     /// Whether this hook runs for `incident`.

@@ -1,12 +1,22 @@
 import EventStore
+import Foundation
 import Reports
 import Subprocess
+import Synchronization
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Runs one hook's command for one incident.
 enum HookProcess {
-    /// Runs `command` with the incident in its environment, its output on qmplog's standard error,
-    /// no standard input and no other descriptor of qmplog's, in a process group of its own.
+    /// Runs `command` with the incident as its whole environment (see ``environment(for:databasePath:passing:)``),
+    /// its output on qmplog's standard error, no standard input and no other descriptor of
+    /// qmplog's, in a process group of its own.
+    ///
+    /// On a timeout, and when qmplog stops, the whole group is told: SIGTERM, then after 2 s SIGKILL
+    /// to whatever of it is left (`sleep 400 &` in a hook, a hook that ignores SIGTERM).
     ///
     /// - Returns: how it ended (`exit 0`, `signal 9`, `timed out after 60 s`, `could not start: …`),
     ///   or `nil` when qmplog is stopping: the run is cut short and stays pending.
@@ -16,48 +26,71 @@ enum HookProcess {
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(2))]
         let executable: Executable =
             command[0].contains("/") ? .path(FilePath(command[0])) : .name(command[0])
-        var overrides: [Environment.Key: String?] = [:]
+        var variables: [Environment.Key: String] = [:]
         for (key, value) in environment {
             // An environment string ends at NUL: a VM's name holding one would be cut silently.
-            overrides[Environment.Key(stringLiteral: key)] = value.replacingNUL()
+            variables[Environment.Key(stringLiteral: key)] = value.replacingNUL()
         }
-        let finalOverrides = overrides
+        let finalVariables = variables
         let finalOptions = options
+        let group = HookGroup()
+        let outcome: String??
         do {
-            return try await withThrowingTaskGroup(of: String?.self) { group in
-                group.addTask {
+            outcome = try await withThrowingTaskGroup(of: String?.self) { tasks in
+                tasks.addTask {
                     let result = try await Subprocess.run(
                         executable,
                         arguments: Arguments(Array(command.dropFirst())),
-                        environment: .inherit.updating(finalOverrides),
+                        environment: .custom(finalVariables),
                         platformOptions: finalOptions,
                         input: .none,
                         output: .currentStandardError,
                         error: .currentStandardError
-                    )
+                    ) { execution in
+                        group.id.store(execution.processIdentifier.value, ordering: .releasing)
+                    }
                     switch result.terminationStatus {
                     case .exited(let code): return "exit \(code)"
                     case .signaled(let signal): return "signal \(signal)"
                     }
                 }
-                group.addTask {
+                tasks.addTask {
                     try await Task.sleep(for: timeout)
                     return "timed out after \(timeout.components.seconds) s"
                 }
-                let first = try await group.next() ?? nil
-                group.cancelAll()
-                return Task.isCancelled ? nil : first
+                let first = try await tasks.next() ?? nil
+                if Task.isCancelled || first?.hasPrefix("timed out") == true {
+                    group.signal(SIGTERM)
+                }
+                tasks.cancelAll()
+                return Task.isCancelled ? .some(nil) : first
             }
         } catch {
-            if Task.isCancelled || error is CancellationError { return nil }
-            return "could not start: \(error)"
+            outcome = Task.isCancelled || error is CancellationError ? .some(nil) : "could not start: \(error)"
         }
+        // The run's own teardown gave the hook 2 s after SIGTERM; what is left of its group goes now.
+        if outcome == .some(nil) || outcome??.hasPrefix("timed out") == true {
+            group.signal(SIGKILL)
+        }
+        return outcome ?? nil
     }
 
-    /// The incident as the hook's environment.
-    static func environment(for run: PendingHookRun, databasePath: String?) -> [String: String] {
+    /// Variables a hook gets from qmplog's environment; others only when `--hook-env` names them
+    /// (qmplog's may hold secrets such as PGPASSWORD).
+    static let passedVariables = ["PATH", "LANG", "LC_ALL", "TZ"]
+
+    /// The hook's whole environment: ``passedVariables`` and `passing` from qmplog's, and the incident.
+    static func environment(
+        for run: PendingHookRun,
+        databasePath: String?,
+        passing: [String] = [],
+        from inherited: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [String: String] {
         let incident = run.incident
-        var environment = [
+        var environment: [String: String] = [:]
+        for name in passedVariables + passing { environment[name] = inherited[name] }
+        if environment["PATH"] == nil { environment["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
+        for (key, value) in [
             "QMPLOG_INCIDENT_ID": String(incident.id),
             "QMPLOG_VM": incident.vm,
             "QMPLOG_KIND": incident.kind,
@@ -68,13 +101,25 @@ enum HookProcess {
             "QMPLOG_EVENT": incident.event ?? "null",
             "QMPLOG_COUNT": String(incident.count),
             "QMPLOG_HOOK": run.hook,
-        ]
+        ] {
+            environment[key] = value
+        }
         if let uuid = incident.uuid { environment["QMPLOG_VM_UUID"] = uuid }
         if incident.kind == "crashloop" {
             environment["QMPLOG_LAST_TIME"] = Timestamp.rfc3339(microseconds: incident.lastTime)
         }
         if let databasePath { environment["QMPLOG_DATABASE"] = databasePath }
         return environment
+    }
+}
+
+/// The hook's process group: its pid, once it has started (0 before).
+private final class HookGroup: Sendable {
+    let id = Atomic<pid_t>(0)
+
+    func signal(_ signal: Int32) {
+        let group = id.load(ordering: .acquiring)
+        if group > 0 { kill(-group, signal) }
     }
 }
 

@@ -40,6 +40,10 @@ package struct IncidentHooks: Service {
     let commits: CommitCounter
     let logger: Logger
     let now: @Sendable () -> Int64
+    /// Variables of qmplog's environment hooks get beyond PATH, LANG, LC_ALL and TZ (`--hook-env`).
+    let passedEnvironment: [String]
+    /// `record --once`: at the recorder's end, tell what it committed and wait for those runs.
+    let drainsOnShutdown: Bool
 
     package init(
         database: EventDatabase,
@@ -47,6 +51,8 @@ package struct IncidentHooks: Service {
         limits: Limits = Limits(),
         commits: CommitCounter,
         logger: Logger,
+        passedEnvironment: [String] = [],
+        drainsOnShutdown: Bool = false,
         now: @escaping @Sendable () -> Int64
     ) {
         self.database = database
@@ -54,31 +60,53 @@ package struct IncidentHooks: Service {
         self.limits = limits
         self.commits = commits
         self.logger = logger
+        self.passedEnvironment = passedEnvironment
+        self.drainsOnShutdown = drainsOnShutdown
         self.now = now
     }
 
     package func run() async throws {
-        let (queue, queueInput) = AsyncStream.makeStream(
-            of: PendingHookRun.self,
-            bufferingPolicy: .bufferingOldest(max(1, limits.queue))
-        )
-        await cancelWhenGracefulShutdown {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await runHooks(from: queue) }
+        // Each hook has its own queue and runs: a hook that fails or hangs delays only itself.
+        var queues: [String: AsyncStream<PendingHookRun>] = [:]
+        var inputs: [String: AsyncStream<PendingHookRun>.Continuation] = [:]
+        for hook in hooks where queues[hook.key] == nil {
+            let (queue, input) = AsyncStream.makeStream(
+                of: PendingHookRun.self,
+                bufferingPolicy: .bufferingOldest(max(1, limits.queue))
+            )
+            queues[hook.key] = queue
+            inputs[hook.key] = input
+        }
+        let finalInputs = inputs
+        let start = now()
+        await withTaskGroup(of: Void.self) { group in
+            for queue in queues.values {
                 group.addTask {
-                    await scan(into: queueInput)
-                    queueInput.finish()
+                    // Draining, runs end with their queue; otherwise those not started stay pending.
+                    if drainsOnShutdown {
+                        await runHooks(from: queue)
+                    } else {
+                        await cancelWhenGracefulShutdown { await runHooks(from: queue) }
+                    }
                 }
             }
+            await cancelWhenGracefulShutdown { await scan(into: finalInputs) }
+            // `record --once`: what was committed before the recorder stopped is told before it exits.
+            if drainsOnShutdown {
+                let cursor = (try? await database.incidentScanCursor()) ?? start - Self.settle
+                let time = now()
+                _ = await scanOnce(from: cursor, until: time, now: time, into: finalInputs)
+            }
+            for input in finalInputs.values { input.finish() }
         }
     }
 
     /// Finds and stores incidents until cancelled, queueing their runs.
-    private func scan(into queue: AsyncStream<PendingHookRun>.Continuation) async {
+    private func scan(into queues: [String: AsyncStream<PendingHookRun>.Continuation]) async {
         var cursor: Int64
         do {
             for run in try await database.pendingHookRuns(for: hooks.map(\.key)) {
-                await enqueue(run, into: queue)
+                await enqueue(run, into: queues)
             }
             let start = now()
             let stored = try await database.incidentScanCursor()
@@ -104,23 +132,14 @@ package struct IncidentHooks: Service {
             }
             let started = clock.now
             let time = now()
-            do {
-                let incidents = try await IncidentDetector.incidents(in: database, since: cursor, now: time)
-                let scannedUntil = max(cursor, time - Self.settle)
-                let hooks = self.hooks
-                let runs = try await database.storeIncidents(
-                    incidents,
-                    hooks: { incident in hooks.filter { $0.wants(incident) }.map(\.key) },
-                    crashLoopWindow: ReportQuery(now: time).crashLoopWindow,
-                    detectedAt: time,
-                    scannedUntil: scannedUntil
-                )
+            if let scanned = await scanOnce(
+                from: cursor,
+                until: max(cursor, time - Self.settle),
+                now: time,
+                into: queues
+            ) {
                 seen = mark
-                cursor = scannedUntil
-                for run in runs { await enqueue(run, into: queue) }
-            } catch {
-                if Task.isCancelled { return }
-                logger.error("Incident scan failed; retrying", metadata: ["error": "\(error)"])
+                cursor = scanned
             }
             // A scan reads the last quarter hour of events: on a busy host, at most a fifth of the time.
             let elapsed = clock.now - started
@@ -128,19 +147,47 @@ package struct IncidentHooks: Service {
         }
     }
 
-    private func enqueue(_ run: PendingHookRun, into queue: AsyncStream<PendingHookRun>.Continuation) async {
+    /// Stores the incidents committed since `cursor` and queues their runs.
+    ///
+    /// - Returns: the new cursor, or `nil` when the scan failed (logged; the next one retries).
+    private func scanOnce(
+        from cursor: Int64,
+        until scannedUntil: Int64,
+        now time: Int64,
+        into queues: [String: AsyncStream<PendingHookRun>.Continuation]
+    ) async -> Int64? {
+        do {
+            let incidents = try await IncidentDetector.incidents(in: database, since: cursor, now: time)
+            let hooks = self.hooks
+            let runs = try await database.storeIncidents(
+                incidents,
+                hooks: { incident in hooks.filter { $0.wants(incident) }.map(\.key) },
+                crashLoopWindow: ReportQuery(now: time).crashLoopWindow,
+                detectedAt: time,
+                scannedUntil: scannedUntil
+            )
+            for run in runs { await enqueue(run, into: queues) }
+            return scannedUntil
+        } catch {
+            if !Task.isCancelled { logger.error("Incident scan failed; retrying", metadata: ["error": "\(error)"]) }
+            return nil
+        }
+    }
+
+    private func enqueue(_ run: PendingHookRun, into queues: [String: AsyncStream<PendingHookRun>.Continuation]) async {
         logger.info("Incident", metadata: metadata(run))
+        guard let queue = queues[run.hook] else { return }
         if case .dropped = queue.yield(run) {
             logger.warning(
                 "Hook queue full: run dropped",
                 metadata: metadata(run).merging(["hooks.queue": "\(limits.queue)"]) { $1 }
             )
-            await finish(run, outcome: "dropped: \(limits.queue) runs were waiting")
+            await finish(run, outcome: "dropped: \(limits.queue) runs of this hook were waiting")
         }
     }
 
-    /// Starts queued runs, at most ``Limits/concurrency`` at once, until the queue ends or the
-    /// service is cancelled (runs not started stay pending for the next start).
+    /// Starts one hook's queued runs, at most ``Limits/concurrency`` at once, until its queue ends
+    /// or the service is cancelled (runs not started stay pending for the next start).
     private func runHooks(from queue: AsyncStream<PendingHookRun>) async {
         await withTaskGroup(of: Void.self) { group in
             var running = 0
@@ -158,7 +205,7 @@ package struct IncidentHooks: Service {
 
     private func execute(_ run: PendingHookRun) async {
         guard let hook = hooks.first(where: { $0.key == run.hook }) else { return }
-        let environment = HookProcess.environment(for: run, databasePath: database.path)
+        let environment = HookProcess.environment(for: run, databasePath: database.path, passing: passedEnvironment)
         guard let outcome = await HookProcess.run(hook.command, environment: environment, timeout: limits.timeout)
         else { return }
         let level: Logger.Level = outcome == "exit 0" ? .info : .warning

@@ -11,6 +11,17 @@ import Testing
 struct ShipperTests {
     static let logger = Logger(label: "test.ship")
 
+    /// Percent-escapes are decoded once, as libpq decodes them (`%2541` is `%41`, never `A`).
+    @Test func aURLIsDecodedOnceAsLibpqDecodesIt() throws {
+        let url = try FleetURL("postgresql://a%40b%3Ac:ab%2541cd%40%2F%3A@db.example:6543/fleet%2F1", environment: [:])
+        #expect(url.user == "a@b:c")
+        #expect(url.password == "ab%41cd@/:")
+        #expect(url.database == "fleet/1")
+        #expect(url.passwordInURL)
+        let withoutPassword = try FleetURL("postgresql://qmplog@db.example/fleet", environment: ["PGPASSWORD": "x"])
+        #expect(withoutPassword.password == "x" && !withoutPassword.passwordInURL)
+    }
+
     @Test func shipsEveryRowOnceAndResumesWithWhatCameAfter() async throws {
         let server = try ThrowawayPostgres()
         defer { server.stop() }

@@ -172,6 +172,129 @@ struct RecordHooksTests {
         #expect(Self.output(directory).contains("Hook queue full"))
     }
 
+    // MARK: - A hook is its own process group, its own queue, and gets no secret
+
+    /// A hook that leaves `sleep 400` behind and ignores SIGTERM: its timeout ends the whole group;
+    /// one still running when the recorder is stopped: the SIGTERM ends its whole group.
+    @Test(arguments: [true, false])
+    func aTimeoutOrAStopEndsTheHooksWholeProcessGroup(timingOut: Bool) async throws {
+        let directory = try TemporaryDirectory(prefix: "hooks")
+        defer { directory.remove() }
+        let now = Int64(Date().timeIntervalSince1970)
+        let server = try await FakeQMPServer.start(
+            at: directory.file("vm.qmp"),
+            behavior: .qemu(
+                name: "db3",
+                events: [FakeQMPBehavior.event("WATCHDOG", data: #"{"action": "none"}"#, seconds: now)],
+                close: false
+            )
+        )
+        defer { Task { await server.stop() } }
+        let trap = timingOut ? "trap '' TERM; " : ""
+        let leaver = "sh -c '\(trap)sleep 400 & echo $! > \(directory.file("left")); while :; do sleep 1; done'"
+        let qmplog = try Self.record(
+            [
+                "--db", directory.file("events.sqlite"), server.path, "--hook-timeout", timingOut ? "1" : "120",
+                "--on", "watchdog", "--exec", leaver,
+            ],
+            in: directory
+        )
+        defer { qmplog.kill9() }
+        var left: Int32?
+        try await Self.waitUntil {
+            left = (try? String(contentsOfFile: directory.file("left"), encoding: .utf8)).flatMap {
+                Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            return left != nil
+        }
+        let pid = try #require(left)
+        func isAlive() -> Bool {
+            // A zombie (its parent is gone and nobody reaped it yet) has ended.
+            let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+            return !stat.isEmpty && !stat.contains(") Z ")
+        }
+        defer { kill(pid, SIGKILL) }
+        if !timingOut {
+            #expect(isAlive())
+            qmplog.send(signal: SIGTERM)
+            #expect(try await qmplog.waitForExit() == 0, "\(Self.output(directory))")
+        }
+        try await Self.waitUntil { !isAlive() }
+    }
+
+    /// One hook that hangs cannot take the queue of another: each hook has its own.
+    @Test func aSlowHookNeverCrowdsOutAnother() async throws {
+        let directory = try TemporaryDirectory(prefix: "hooks")
+        defer { directory.remove() }
+        let hook = try HookScript(in: directory)
+        let now = Int64(Date().timeIntervalSince1970)
+        var behavior = FakeQMPBehavior.qemu(name: "flood", close: false)
+        let count = 15
+        behavior.storm = (
+            count,
+            { n in FakeQMPBehavior.event("WATCHDOG", data: #"{"action": "none"}"#, seconds: now, micro: Int64(n)) }
+        )
+        let server = try await FakeQMPServer.start(at: directory.file("vm.qmp"), behavior: behavior)
+        defer { Task { await server.stop() } }
+        let qmplog = try Self.record(
+            [
+                "--db", directory.file("events.sqlite"), server.path, "--hook-concurrency", "2", "--hook-queue", "20",
+                "--on", "watchdog", "--exec", "sleep 60",
+                "--on", "watchdog", "--exec", hook.command("working"),
+            ],
+            in: directory
+        )
+        defer { qmplog.kill9() }
+        try await Self.waitUntil { hook.runs().count == count }
+        qmplog.send(signal: SIGTERM)
+        #expect(try await qmplog.waitForExit() == 0, "\(Self.output(directory))")
+        #expect(!Self.output(directory).contains("Hook queue full"))
+    }
+
+    /// `record --once --on …`: the one-VM wrapper tells what it recorded before it exits, and its
+    /// hooks see no secret of qmplog's environment unless `--hook-env` passes it.
+    @Test func onceRunsTheHooksOfWhatItRecordedAndPassesNoSecrets() async throws {
+        let directory = try TemporaryDirectory(prefix: "hooks")
+        defer { directory.remove() }
+        let hook = try HookScript(in: directory)
+        let now = Int64(Date().timeIntervalSince1970)
+        let server = try await FakeQMPServer.start(
+            at: directory.file("vm.qmp"),
+            behavior: .qemu(
+                name: "once1",
+                events: [
+                    FakeQMPBehavior.event(
+                        "SHUTDOWN",
+                        data: #"{"guest": false, "reason": "host-signal"}"#,
+                        seconds: now
+                    )
+                ]
+            )
+        )
+        defer { Task { await server.stop() } }
+        var environment = ProcessInfo.processInfo.environment
+        environment["PGPASSWORD"] = "s3cret"
+        environment["HTTPS_PROXY"] = "http://proxy.example:3128"
+        let qmplog = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: [
+                "record", "--once", "--db", directory.file("events.sqlite"), server.path,
+                "--on", "any-stop", "--exec", hook.command("stop"), "--hook-env", "HTTPS_PROXY",
+            ],
+            environment: environment,
+            outputPath: directory.file("qmplog.out")
+        )
+        defer { qmplog.kill9() }
+        #expect(try await qmplog.waitForExit(timeout: .seconds(60)) == 0, "\(Self.output(directory))")
+        let runs = hook.runs()
+        #expect(runs.map(\.label) == ["stop"], "\(runs)")
+        let run = try #require(runs.first)
+        #expect(run.environment["QMPLOG_CLASS"] == "host-signal")
+        #expect(run.environment["PGPASSWORD"] == nil)
+        #expect(run.environment["HTTPS_PROXY"] == "http://proxy.example:3128")
+        #expect(run.environment["PATH"] != nil)
+    }
+
     // MARK: - Real QEMU
 
     @Test(.enabled(if: QEMUProcess.shouldRun))
@@ -232,7 +355,11 @@ struct RecordHooksTests {
             (["--on", "panics", "--exec", "true"], "--on panics: not an incident class"),
             (["--on", "unknown", "--exec", "true"], "--on unknown: not an incident class"),
             (["--on", "panic", "--exec", "'unterminated"], "unterminated quote"),
-            (["--on", "panic", "--exec", "true", "--once"], "does not apply with --once"),
+            (["--on", "panic", "--exec", "/nonexistent/hook"], "--exec /nonexistent/hook: no such file"),
+            (["--on", "panic", "--exec", "no-such-command --flag"], "--exec no-such-command: no such command on PATH"),
+            (["--on", "panic", "--exec", "/etc/passwd"], "--exec /etc/passwd: not an executable file"),
+            (["--on", "panic", "--exec", "/tmp"], "--exec /tmp: not an executable file"),
+            (["--on", "panic", "--exec", "true", "--hook-env", "A=B"], "--hook-env A=B: give a variable's name"),
         ]
         for (arguments, message) in cases {
             let (code, output) = try await QmplogBinaryTests.run(
@@ -310,14 +437,14 @@ struct HookScript {
     /// The command line for `--exec`: this script, told which hook it is.
     func command(_ label: String) -> String { "\(path) \(label)" }
 
-    /// The runs that finished, each with its QMPLOG_* environment.
+    /// The runs that finished, each with its whole environment.
     func runs() -> [Run] {
         files(ending: ".env").compactMap { file in
             guard let data = FileManager.default.contents(atPath: directory.file("runs/\(file)")) else { return nil }
             var environment: [String: String] = [:]
             for entry in data.split(separator: 0) {
                 let text = String(decoding: entry, as: UTF8.self)
-                guard text.hasPrefix("QMPLOG_"), let equals = text.firstIndex(of: "=") else { continue }
+                guard let equals = text.firstIndex(of: "=") else { continue }
                 environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
             }
             return Run(label: String(file.prefix { $0 != "-" }), environment: environment)

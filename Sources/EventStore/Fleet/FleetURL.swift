@@ -14,6 +14,9 @@ public struct FleetURL: Sendable, CustomStringConvertible {
 
     public var user: String
     public var password: String?
+    /// The URL itself carries the password: readable by every local user in the command line
+    /// (`/proc/PID/cmdline`) when given as an argument.
+    public var passwordInURL: Bool
     /// A host name or address, or `nil` with ``socketDirectory``.
     public var host: String?
     public var socketDirectory: String?
@@ -60,11 +63,15 @@ public struct FleetURL: Sendable, CustomStringConvertible {
             self.port = components.port ?? 5432
         }
         guard
-            let user = options["user"] ?? components.user?.removingPercentEncoding ?? environment["PGUSER"]
+            // Percent-decoded once, as libpq does (URLComponents' `user` is decoded already).
+            let user = options["user"] ?? components.percentEncodedUser?.removingPercentEncoding ?? environment[
+                "PGUSER"
+            ]
                 ?? environment["USER"], !user.isEmpty
         else { throw bad("it names no user (postgresql://USER@HOST/DBNAME)") }
         self.user = user
-        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        let encodedPath = components.percentEncodedPath
+        let path = encodedPath.hasPrefix("/") ? String(encodedPath.dropFirst()) : encodedPath
         let database = options["dbname"] ?? path.removingPercentEncoding ?? path
         self.database = database.isEmpty ? user : database
         let mode = options["sslmode"] ?? "prefer"
@@ -72,8 +79,10 @@ public struct FleetURL: Sendable, CustomStringConvertible {
             throw bad("sslmode \(mode) is not one of disable, prefer, require, verify-full")
         }
         self.tlsMode = tlsMode
+        passwordInURL = options["password"] != nil || components.percentEncodedPassword != nil
         password =
-            options["password"] ?? components.password?.removingPercentEncoding ?? environment["PGPASSWORD"]
+            options["password"] ?? components.percentEncodedPassword?.removingPercentEncoding
+            ?? environment["PGPASSWORD"]
             ?? Self.passwordFromFile(
                 environment: environment,
                 host: self.host ?? "localhost",

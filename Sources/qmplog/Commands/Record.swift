@@ -179,13 +179,25 @@ extension QMPLogCommand {
         @Option(help: ArgumentHelp("Stop a hook's run after this many seconds.", valueName: "seconds"))
         var hookTimeout: Double = 120
 
-        @Option(help: ArgumentHelp("Hook runs at once; more wait in the queue.", valueName: "count"))
+        @Option(help: ArgumentHelp("Runs of one hook at once; more wait in its queue.", valueName: "count"))
         var hookConcurrency: Int = 4
 
         @Option(
-            help: ArgumentHelp("Hook runs that may wait; more are dropped (logged and marked).", valueName: "count")
+            help: ArgumentHelp(
+                "Runs of one hook that may wait; more of that hook's are dropped (logged and marked).",
+                valueName: "count"
+            )
         )
         var hookQueue: Int = 1_000
+
+        @Option(
+            name: .customLong("hook-env"),
+            help: ArgumentHelp(
+                "Pass this variable of qmplog's environment to hooks (repeatable); they get only PATH, LANG, LC_ALL, TZ and the QMPLOG_* variables otherwise.",
+                valueName: "name"
+            )
+        )
+        var hookEnvironment: [String] = []
 
         @OptionGroup var httpAddress: HTTPAddressOptions
 
@@ -249,8 +261,8 @@ extension QMPLogCommand {
                 }
             }
             _ = try hooks()
-            if once, !hookClasses.isEmpty {
-                throw ValidationError("--on runs hooks while recording; it does not apply with --once.")
+            for name in hookEnvironment where name.isEmpty || name.contains("=") {
+                throw ValidationError("--hook-env \(name): give a variable's name, such as HTTPS_PROXY.")
             }
             guard hookTimeout >= 1, hookTimeout <= 86_400 else {
                 throw ValidationError("--hook-timeout must be 1 to 86400 seconds (a day).")
@@ -389,6 +401,8 @@ extension QMPLogCommand {
                     ),
                     commits: commits,
                     logger: logger,
+                    passedEnvironment: hookEnvironment,
+                    drainsOnShutdown: once,
                     now: FilterOptions.now
                 )
                 services.append(.init(service: incidentHooks, successTerminationBehavior: .ignore))
@@ -405,7 +419,7 @@ extension QMPLogCommand {
             if let shipTo {
                 let shipper = Shipper(
                     database: database,
-                    configuration: try ship.configuration(to: shipTo),
+                    configuration: try ship.configuration(to: shipTo, logger: logger),
                     logger: logger
                 )
                 services.append(.init(service: shipper, successTerminationBehavior: .ignore))

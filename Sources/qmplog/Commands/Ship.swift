@@ -59,7 +59,7 @@ extension QMPLogCommand {
             // Shipping writes its identity into the file, but never creates one: a mistyped --db must fail.
             _ = try store.openForReading()
             let database = try EventDatabase.openForWriting(path: store.resolvedPath())
-            let configuration = try ship.configuration(to: to ?? "")
+            let configuration = try ship.configuration(to: to ?? "", logger: logger)
             let shipper = Shipper(database: database, configuration: configuration, logger: logger)
             if once {
                 let totals = try await shipper.shipOnce(retryingFor: .seconds(60))
@@ -116,9 +116,20 @@ struct ShipOptions: ParsableArguments {
         do { return try FleetURL(text) } catch let error as FleetError { throw ValidationError(error.message) }
     }
 
-    func configuration(to url: String) throws -> Shipper.Configuration {
-        Shipper.Configuration(
-            url: try Self.parse(url),
+    /// The shipper's configuration; a password written in the URL is warned about.
+    func configuration(to url: String, logger: Logger) throws -> Shipper.Configuration {
+        let parsed = try Self.parse(url)
+        if parsed.passwordInURL {
+            logger.warning(
+                """
+                The URL carries a password, which every local user can read in this process's command line: \
+                keep it in ~/.pgpass or the file PGPASSFILE names, or PGPASSWORD from a systemd EnvironmentFile=
+                """,
+                metadata: ["ship.to": "\(parsed)"]
+            )
+        }
+        return Shipper.Configuration(
+            url: parsed,
             hostName: hostName ?? Shipper.systemHostName(),
             batchSize: shipBatchSize,
             interval: .milliseconds(Int64(shipInterval * 1000))
