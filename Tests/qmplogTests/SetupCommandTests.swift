@@ -22,7 +22,11 @@ struct SetupCommandTests {
         #expect(SecondMonitor(socket: "/run/a,b.sock", qemuVersion: (9, 2)).chardev.contains("path=/run/a,,b.sock,"))
     }
 
-    @Test(arguments: ["relative.sock", "/run/with space.sock", "/run/quote'.sock", "/run/x<y.sock"])
+    @Test(arguments: [
+        "relative.sock", "/run/with space.sock", "/run/quote'.sock", "/run/x<y.sock", "/run/a,b.sock", "/run/*.sock",
+        "/run/{a,b}.sock", "/run/#x.sock", "/run/(x).sock", "/run/!x.sock", "/run/../etc/x.sock", "/tmp",
+        "/run/x.sock\nrm -rf /", "/run/qmplog/",
+    ])
     func aSocketPathThatCannotBeWrittenSafelyIsRefused(socket: String) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -32,6 +36,30 @@ struct SetupCommandTests {
         )
         #expect(code == 64)
         #expect(output.contains("--socket"), "\(output)")
+    }
+
+    /// A domain name is printed in `#` comments and shell lines: a line break would step out of them.
+    @Test func aDomainOrUserWithALineBreakIsRefusedAndOddNamesAreQuoted() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        for arguments in [["web\nrm -rf /"], ["web1", "--qemu-user", "x\ny"]] {
+            let (code, output) = try await QmplogBinaryTests.run(
+                ["setup", "libvirt"] + arguments + ["--qemu-version", "7.2"],
+                in: directory
+            )
+            #expect(code == 64, "\(arguments): \(output)")
+        }
+        let (code, output) = try await QmplogBinaryTests.run(
+            ["setup", "libvirt", "web $(id)", "--qemu-version", "7.2"],
+            in: directory
+        )
+        #expect(code == 0)
+        #expect(output.contains("virsh edit 'web $(id)'"), "\(output)")
+        let uncommented = output.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.hasPrefix("  <") }
+        #expect(
+            uncommented.allSatisfy { $0.hasPrefix("<qemu:commandline>") || $0.hasPrefix("</qemu:") },
+            "\(uncommented)"
+        )
     }
 
     @Test func qemuVersionsAreReadFromQEMUsOwnWords() {

@@ -79,12 +79,25 @@ extension QMPLogCommand.Setup {
         @Argument(help: ArgumentHelp("The libvirt domain.", valueName: "domain"))
         var domain: String
 
+        func validate() throws {
+            // Printed in `#` comments and shell lines: a line break would end the comment.
+            for (label, value) in [("DOMAIN", domain), ("--qemu-user", qemuUser)] {
+                guard !value.isEmpty else { throw ValidationError("\(label): give a name.") }
+                if let control = value.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+                    throw ValidationError(
+                        "\(label): a name with a control character (\(control.escaped(asASCII: true))) cannot be printed safely."
+                    )
+                }
+            }
+        }
+
         func run() throws {
             let monitor = try options.monitor()
             let group =
                 getpwnam(qemuUser).flatMap { getgrgid($0.pointee.pw_gid) }.map { String(cString: $0.pointee.gr_name) }
                 ?? "kvm"
-            let directory = (options.socket as NSString).deletingLastPathComponent
+            let directory = shellWord((options.socket as NSString).deletingLastPathComponent)
+            let socket = shellWord(options.socket)
             let domain = shellWord(domain)
             try StandardOutput.write(
                 """
@@ -92,7 +105,7 @@ extension QMPLogCommand.Setup {
                 #
                 # 1. Run the recorder (as root), listening where QEMU (user \(qemuUser)) can connect:
                 #      install -d -m 0755 \(directory)
-                #      qmplog record --listen \(options.socket) --listen-group \(group) --listen-allow-uid \(qemuUser)
+                #      qmplog record --listen \(socket) --listen-group \(shellWord(group)) --listen-allow-uid \(shellWord(qemuUser))
                 #    With AppArmor (Debian, Ubuntu), also let QEMU use the socket:
                 #      echo '\(options.socket) rw,' >> /etc/apparmor.d/local/abstractions/libvirt-qemu
                 #
@@ -134,14 +147,14 @@ extension QMPLogCommand.Setup {
 
         func run() throws {
             let monitor = try options.monitor()
-            let directory = (options.socket as NSString).deletingLastPathComponent
+            let directory = shellWord((options.socket as NSString).deletingLastPathComponent)
             try StandardOutput.write(
                 """
                 # A second QMP monitor for Proxmox VM \(vmid), connecting to qmplog.
                 #
                 # 1. Run the recorder:
                 #      install -d -m 0700 \(directory)
-                #      qmplog record --listen \(options.socket)
+                #      qmplog record --listen \(shellWord(options.socket))
                 #
                 # 2. Add this line to /etc/pve/qemu-server/\(vmid).conf (if the VM already has an
                 #    args: line, append the arguments to it instead):

@@ -12,19 +12,35 @@ struct SecondMonitor: Equatable {
         lhs.socket == rhs.socket && lhs.qemuVersion == rhs.qemuVersion
     }
 
-    /// Checks that `socket` can be written into a QEMU option, the domain XML and a Proxmox `args:` line.
+    /// Checks that `socket` can be written as it is into a QEMU option, the domain XML, an AppArmor
+    /// rule (where a comma ends the rule), a Proxmox `args:` line and the shell lines printed beside
+    /// them: an absolute path of letters, digits and `/ . _ - + @ :`, no `.` or `..` component, not
+    /// a directory.
     ///
     /// - Throws: a message naming what is wrong with it.
     static func validate(socket: String) throws(SetupError) {
-        guard socket.hasPrefix("/") else { throw SetupError("--socket \(socket): give an absolute path") }
+        let shown = socket.unicodeScalars.map { $0.escaped(asASCII: true) }.joined()
+        guard socket.hasPrefix("/") else { throw SetupError("--socket \(shown): give an absolute path") }
         guard socket.utf8.count < 108 else {
-            throw SetupError("--socket \(socket): a Unix socket path must be shorter than 108 bytes")
+            throw SetupError("--socket \(shown): a Unix socket path must be shorter than 108 bytes")
         }
         let unsafe = socket.unicodeScalars.first {
-            $0.properties.isWhitespace || "'\"<>&\\$`;|".unicodeScalars.contains($0) || $0.value < 0x20
+            !(("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                || "/._-+@:".unicodeScalars.contains($0))
         }
         if let unsafe {
-            throw SetupError("--socket \(socket): the path may not contain '\(unsafe.escaped(asASCII: true))'")
+            throw SetupError(
+                "--socket \(shown): the path may not contain '\(unsafe.escaped(asASCII: true))' "
+                    + "(letters, digits and / . _ - + @ : only)"
+            )
+        }
+        let components = socket.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            throw SetupError("--socket \(shown): give a plain path, without //, /./, /../ or a trailing /")
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: socket, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw SetupError("--socket \(shown): that is a directory; name the socket inside it")
         }
     }
 
