@@ -259,6 +259,23 @@ extension EventDatabase {
                     """
             )
         }
+        // Import keys outlive the events `qmplog prune` deletes, so that importing a file again adds
+        // nothing whatever was pruned: the event a key names may be gone (NULL).
+        migrator.registerMigration("v11-import-keys-outlive-prune") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE importedEventNew (
+                        machineId INTEGER NOT NULL REFERENCES machine(id),
+                        importKey TEXT NOT NULL,
+                        eventId INTEGER REFERENCES event(id) ON DELETE SET NULL,
+                        PRIMARY KEY (machineId, importKey)
+                    ) STRICT, WITHOUT ROWID;
+                    INSERT INTO importedEventNew SELECT machineId, importKey, eventId FROM importedEvent;
+                    DROP TABLE importedEvent;
+                    ALTER TABLE importedEventNew RENAME TO importedEvent;
+                    """
+            )
+        }
         return migrator
     }
 }

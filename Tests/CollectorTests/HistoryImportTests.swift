@@ -257,4 +257,23 @@ struct HistoryImportTests {
         #expect(first.outcome.added == count && first.unknownLines == 1)
         #expect(second.outcome.added == 0 && second.outcome.alreadyImported == count)
     }
+
+    /// prune deletes the events, never what they were imported as: importing again adds nothing
+    /// (else the fleet would receive them a second time).
+    @Test func importingAgainAfterAPruneAddsNothing() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = try EventDatabase.openForWriting(path: directory.file("events.sqlite"))
+        let importer = HistoryImporter(database: database)
+        let files = ["fx-poweroff", "fx-destroy"].map { Fixtures.path("libvirt/\($0).log") }
+        var first = 0
+        for file in files { first += try await importer.importFile(file, as: .libvirtLog).outcome.added }
+        let pruned = try await database.pruneEvents(before: Int64.max)
+        #expect(first > 0 && pruned.deleted == first - 1)  // the newest event always stays
+        for file in files {
+            let again = try await importer.importFile(file, as: .libvirtLog).outcome
+            #expect(again.added == 0, "\(file)")
+        }
+        #expect(try await database.allEvents().count == 1)
+    }
 }

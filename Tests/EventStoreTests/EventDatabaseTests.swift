@@ -22,7 +22,7 @@ struct EventDatabaseTests {
             migrations == [
                 "v1-events", "v2-effective-time-indexes", "v3-rollup", "v4-event-without-session-seq-index",
                 "v5-event-time-name-index", "v6-rollup-rebuilt", "v7-imports", "v8-incidents", "v9-shipping",
-                "v10-fleet-replica",
+                "v10-fleet-replica", "v11-import-keys-outlive-prune",
             ]
         )
     }

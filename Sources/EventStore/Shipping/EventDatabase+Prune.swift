@@ -13,8 +13,8 @@ extension EventDatabase {
     ///
     /// When this database ships (``shippingState()``), only events PostgreSQL has confirmed go.
     /// The newest event always stays: SQLite would hand a deleted highest id to the next event, and
-    /// the ship cursor, which counts ids, would skip it. Signal senders and import keys of deleted
-    /// events go with them; the rollup, which counted them, is dropped (rebuild it after).
+    /// the ship cursor, which counts ids, would skip it. Signal senders of deleted events go with
+    /// them, import keys stay (a file imported again adds nothing); the rollup, which counted them, is dropped (rebuild it after).
     package func pruneEvents(before cut: Int64, chunk: Int = 10_000) async throws -> PruneOutcome {
         let shipped = try await shippingState()?.shippedEventId
         var outcome = PruneOutcome()
@@ -37,7 +37,11 @@ extension EventDatabase {
                     sql: "DELETE FROM signalSender WHERE eventId IN \(list) OR evidenceEventId IN \(list)",
                     arguments: idArguments + idArguments
                 )
-                try db.execute(sql: "DELETE FROM importedEvent WHERE eventId IN \(list)", arguments: idArguments)
+                // The import key stays: importing the file again must add nothing.
+                try db.execute(
+                    sql: "UPDATE importedEvent SET eventId = NULL WHERE eventId IN \(list)",
+                    arguments: idArguments
+                )
                 try db.execute(sql: "DELETE FROM event WHERE id IN \(list)", arguments: idArguments)
                 try db.execute(sql: "DELETE FROM rollupFact; DELETE FROM rollup")
                 return ids.count
