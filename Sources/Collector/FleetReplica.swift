@@ -11,11 +11,23 @@ public import Logging
 /// over a large fleet pays for the copy and later ones only for what is new. Reports then run the
 /// same code on it as on a host's own file, with its rollup.
 public enum FleetReplica {
-    /// The replica's path for `url`: `$XDG_CACHE_HOME/qmplog/fleet-HASH.sqlite` (else
-    /// `~/.cache/qmplog/`), HASH naming the server, port, database and user.
-    public static func path(for url: FleetURL, environment: [String: String] = ProcessInfo.processInfo.environment)
-        -> String
-    {
+    /// The replica's path for `url`: `$XDG_CACHE_HOME/qmplog/fleet-HASH-FLEET-rFORMAT.sqlite` (else
+    /// `~/.cache/qmplog/`), HASH naming the server, port, database and user, FLEET the fleet
+    /// database's own id (a database dropped and created again is another fleet), FORMAT how the
+    /// replica maps the fleet's VMs (a replica made by other rules is made anew).
+    public static func path(
+        for url: FleetURL,
+        fleet: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> String {
+        "\(prefix(for: url, environment: environment))-\(fleet)-r\(format).sqlite"
+    }
+
+    /// 2: VMs meet across hosts only when name and UUID both match.
+    static let format = 2
+
+    /// What every replica of `url`, of any fleet id or format, starts with.
+    static func prefix(for url: FleetURL, environment: [String: String]) -> String {
         let cache =
             environment["XDG_CACHE_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
             ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.cache")
@@ -25,7 +37,19 @@ public enum FleetReplica {
             hash ^= UInt64(byte)
             hash = hash &* 0x100_0000_01b3
         }
-        return "\(cache)/qmplog/fleet-\(String(hash, radix: 16)).sqlite"
+        return "\(cache)/qmplog/fleet-\(String(hash, radix: 16))"
+    }
+
+    /// Deletes the replicas of `url` other than `current`: those of a fleet database that is gone,
+    /// or made by other rules.
+    static func removeStale(of url: FleetURL, keeping current: String, environment: [String: String]) {
+        let prefix = prefix(for: url, environment: environment)
+        let directory = (prefix as NSString).deletingLastPathComponent
+        let name = (prefix as NSString).lastPathComponent
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where file.hasPrefix(name) && !file.hasPrefix((current as NSString).lastPathComponent) {
+            try? FileManager.default.removeItem(atPath: directory + "/" + file)
+        }
     }
 
     /// Opens the replica of `url` (creating it, 0600 in a 0700 directory) and copies in what the
@@ -40,13 +64,14 @@ public enum FleetReplica {
         let fleet = try await FleetDatabase.connect(url, logger: logger)
         do {
             try await fleet.requireSchema()
-            let path = path(for: url, environment: environment)
+            let path = path(for: url, fleet: try await fleet.fleetIdentity(), environment: environment)
             let directory = (path as NSString).deletingLastPathComponent
             try FileManager.default.createDirectory(
                 atPath: directory,
                 withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o700]
             )
+            removeStale(of: url, keeping: path, environment: environment)
             let replica = try EventDatabase.openForWriting(path: path)
             for host in try await fleet.hosts() {
                 while true {

@@ -85,6 +85,22 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         )
     }
 
+    /// Serves TLS with a self-signed certificate (which no client's trust store knows).
+    public func enableTLS() throws {
+        let data = directory.file("data")
+        try Self.run(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                "-keyout", data + "/server.key", "-out", data + "/server.crt",
+            ],
+            asPostgres: true
+        )
+        try Self.run("/bin/chmod", ["0600", data + "/server.key"], asPostgres: true)
+        try psql("ALTER SYSTEM SET ssl = on", database: "postgres")
+        try psql("SELECT pg_reload_conf()", database: "postgres")
+    }
+
     /// Stops the server: `immediate` as a crash would (no checkpoint), else a fast clean stop.
     public func halt(immediate: Bool = false) throws {
         try Self.run(

@@ -43,8 +43,11 @@ struct FleetGoldenTests {
         // A refresh copies only what is new, and the file is private.
         let again = try await FleetReplica.refresh(url, logger: logger, environment: ["XDG_CACHE_HOME": cache])
         #expect(try await again.allEvents().count == (try await fleet.database.allEvents().count))
-        let path = FleetReplica.path(for: url, environment: ["XDG_CACHE_HOME": cache])
-        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
+        let files = try Self.replicaFiles(in: cache)
+        #expect(files.count == 1)
+        for path in files {
+            #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
+        }
     }
 
     @Test func twoHostsMeetAndAMigratedVMIsOneVM() async throws {
@@ -87,5 +90,67 @@ struct FleetGoldenTests {
             query: ReportQuery(machines: ["web@rack1", "web@rack2"], byMachine: true, now: 100_000_000)
         )
         #expect(shutdowns.value("host") == .integer(2))
+    }
+
+    /// Clones share a UUID and are still other VMs: a host's two VMs with one UUID, and a third of
+    /// another host, read from the fleet as each host reads them. Then the fleet database is dropped
+    /// and made again: the reader starts over instead of showing the old VMs.
+    @Test func clonesStayApartAndARecreatedFleetIsReadAfresh() async throws {
+        let server = try ThrowawayPostgres()
+        defer { server.stop() }
+        let logger = Logger(label: "test.fleet")
+        let url = try FleetURL(server.url)
+        let uuid = "0f0e0d0c-0b0a-4908-8706-050403020100"
+        func host(_ name: String, _ vms: [String]) async throws -> SyntheticHost {
+            let host = try await SyntheticHost(name: name, machines: 0, eventsPerMachine: 0)
+            for (index, vm) in vms.enumerated() {
+                let identity = MachineIdentity(name: vm, uuid: uuid, endpoint: "unix:/run/\(vm).qmp")
+                let start = Int64(index + 1) * 10_000_000
+                let handle = try await host.database.beginSession(SyntheticHost.session(identity, at: start))
+                try await host.database.write(
+                    events: (1...Int64(index + 1)).map {
+                        SyntheticHost.event("SHUTDOWN", handle, seq: $0, at: start + $0)
+                    },
+                    endings: [SessionEnd(sessionId: handle.sessionId, endedAt: start + 2_000_000, reason: "eof")]
+                )
+            }
+            _ = try await Shipper(
+                database: host.database,
+                configuration: .init(url: url, hostName: name),
+                logger: logger
+            )
+            .shipOnce()
+            return host
+        }
+        let first = try await host("h1", ["a1", "a2"])
+        defer { first.remove() }
+        let second = try await host("h2", ["b1"])
+        defer { second.remove() }
+        let cache = first.directory.file("cache")
+        let replica = try await FleetReplica.refresh(url, logger: logger, environment: ["XDG_CACHE_HOME": cache])
+        #expect(try await replica.allMachines().map(\.displayName).sorted() == ["a1", "a2", "b1"])
+        for (host, name) in [(first, "h1"), (second, "h2")] {
+            let machines = try #require(try await replica.replicaMachineNames(host: name))
+            let query = ReportQuery(machines: machines, byMachine: true, now: 100_000_000)
+            let fromFleet = ReportFormat.json.render(try await ReportKind.shutdowns.run(on: replica, query: query))
+            let fromHost = ReportFormat.json.render(try await ReportKind.shutdowns.run(on: host.database, query: query))
+            #expect(fromFleet == fromHost, "\(name)\n\(fromFleet)\n---\n\(fromHost)")
+        }
+
+        // When the fleet database is dropped, made again, and another host ships to it
+        try server.psql("DROP DATABASE fleet WITH (FORCE)", database: "postgres")
+        try server.psql("CREATE DATABASE fleet OWNER qmplog", database: "postgres")
+        let third = try await host("h3", ["c1"])
+        defer { third.remove() }
+        let fresh = try await FleetReplica.refresh(url, logger: logger, environment: ["XDG_CACHE_HOME": cache])
+        // Then the reader holds the new fleet only, and the old copy is gone
+        #expect(try await fresh.allMachines().map(\.displayName) == ["c1"])
+        #expect(try await fresh.allEvents().count == 1)
+        #expect(try Self.replicaFiles(in: cache).count == 1)
+    }
+
+    static func replicaFiles(in cache: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: cache + "/qmplog").filter { $0.hasSuffix(".sqlite") }
+            .map { cache + "/qmplog/" + $0 }
     }
 }

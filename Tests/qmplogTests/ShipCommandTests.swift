@@ -186,6 +186,31 @@ struct ShipCommandTests {
         )
     }
 
+    /// `sslmode=verify-full` against a certificate no root vouches for: refused at once, in words,
+    /// not retried for a minute as if the server were down.
+    @Test func aCertificateThatDoesNotVerifyIsRefusedAtOnce() async throws {
+        let server = try ThrowawayPostgres()
+        defer { server.stop() }
+        try server.enableTLS()
+        let host = try await SyntheticHost(name: "tls", machines: 1, eventsPerMachine: 2)
+        defer { host.remove() }
+        let output = host.directory.file("ship.out")
+        let process = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: [
+                "ship", "--once", "--db", host.directory.file("events.sqlite"), "--to",
+                server.urlWithoutPassword + "?sslmode=verify-full",
+            ],
+            environment: ProcessInfo.processInfo.environment.merging(["PGPASSWORD": server.password]) { $1 },
+            outputPath: output
+        )
+        let code = try await process.waitForExit(timeout: .seconds(120))
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(code != 0)
+        #expect(text.contains("the server's certificate is not trusted"), "\(text)")
+        #expect(!text.contains("retrying") && !text.contains(".swift") && !text.contains(".cc"), "\(text)")
+    }
+
     @Test func shipRefusesClearlyAndKeepsTheLocalFile() async throws {
         let directory = try TemporaryDirectory(prefix: "ship-refused")
         defer { directory.remove() }

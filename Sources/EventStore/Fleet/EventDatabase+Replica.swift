@@ -30,8 +30,8 @@ extension EventDatabase {
         }
     }
 
-    /// Copies `rows` of `host` in: machines by identity (a VM with a UUID is one VM on every host:
-    /// a migrated VM's sessions meet; others are the host's own), sessions added or brought up to
+    /// Copies `rows` of `host` in: machines by identity (a VM with the same name and UUID is one VM
+    /// on every host: a migrated VM's sessions meet; others are the host's own), sessions added or brought up to
     /// date, events added with the replica's own ids. One transaction; the cursor moves with it.
     ///
     /// - Returns: `false`, storing nothing, when the replica is no longer at `cursor` (another
@@ -181,10 +181,13 @@ extension EventDatabase {
         }
     }
 
-    /// A VM with a UUID is the same VM wherever it ran; any other is its host's own.
+    /// A VM is the same on two hosts only when its name and UUID both match (a migration keeps
+    /// both; clones often share a UUID, and unrelated VMs a name); any other is its host's own.
     static func replicaIdentity(of machine: Machine, host: String) -> String {
-        if let uuid = machine.uuid, !uuid.isEmpty, uuid != "00000000-0000-0000-0000-000000000000" {
-            return "uuid:\(uuid)"
+        if let name = machine.name, let uuid = machine.uuid, !uuid.isEmpty,
+            uuid != "00000000-0000-0000-0000-000000000000"
+        {
+            return "vm:\(uuid)/\(name)"  // the UUID first: QEMU's is hex and dashes, never a slash
         }
         return "\(host)/\(machine.identity)"
     }

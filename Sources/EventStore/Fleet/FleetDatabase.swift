@@ -141,6 +141,15 @@ package struct FleetDatabase: Sendable {
         }
     }
 
+    /// The fleet database's own id (migration `v2-fleet-identity`): another id at the same URL is
+    /// another database.
+    package func fleetIdentity() async throws -> String {
+        let id = try await run("SELECT id::text FROM fleetIdentity", doing: "read the identity of")
+            .collect().first?.decode(String.self)
+        guard let id else { throw FleetError(code: .noSchema, message: "\(url) has no fleet identity row") }
+        return id
+    }
+
     /// Registers the host `id` (or renames it) and returns its key, with a cursor at the start.
     package func registerHost(id: UUID, name: String, at time: Int64) async throws -> Int32 {
         do {

@@ -1,11 +1,12 @@
 import NIOCore
+import NIOSSL
 import PostgresNIO
 
 /// An error from the fleet's PostgreSQL: what failed, against which server (password left out).
 public struct FleetError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable {
         private enum Value: Hashable, Sendable {
-            case badURL, unreachable, authentication, busy, noSchema, schemaTooNew, failed
+            case badURL, unreachable, authentication, untrusted, busy, noSchema, schemaTooNew, failed
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -16,6 +17,8 @@ public struct FleetError: Error, Sendable, CustomStringConvertible {
         public static let unreachable = Code(.unreachable)
         /// The server refused the user, password or database.
         public static let authentication = Code(.authentication)
+        /// The server's TLS certificate does not verify (`sslmode=verify-full`): no retry will change that.
+        public static let untrusted = Code(.untrusted)
         /// The server has no connection slot free (`max_connections`): try again later.
         public static let busy = Code(.busy)
         /// The database has no qmplog schema (nothing was ever shipped to it).
@@ -64,6 +67,12 @@ public struct FleetError: Error, Sendable, CustomStringConvertible {
                 }
             return FleetError(code: code, message: "cannot \(doing) \(url): the server says \(reason)")
         }
+        if let untrusted = untrustedCertificate(error.underlying) {
+            return FleetError(
+                code: .untrusted,
+                message: "cannot \(doing) \(url): the server's certificate is not trusted (\(untrusted))"
+            )
+        }
         switch error.code {
         case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection:
             let cause = error.underlying.map { ": \($0)" } ?? ""
@@ -82,5 +91,19 @@ public struct FleetError: Error, Sendable, CustomStringConvertible {
         default:
             return FleetError(code: .failed, message: "cannot \(doing) \(url): \(String(reflecting: error))")
         }
+    }
+
+    /// Why the TLS handshake refused the server's certificate, in words (BoringSSL's own text names
+    /// its source files), or `nil` when `error` is no such refusal.
+    private static func untrustedCertificate(_ error: (any Error)?) -> String? {
+        if let extra = error as? NIOSSLExtraError, extra == .failedToValidateHostname {
+            return "it does not name the host connected to"
+        }
+        guard case .handshakeFailed(let boring)? = error as? NIOSSLError else { return nil }
+        let text = "\(boring)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "its chain does not lead to a root this system trusts; give the CA to the system's trust store"
+        }
+        return text.contains("certificate") ? "the TLS handshake refused it" : nil
     }
 }

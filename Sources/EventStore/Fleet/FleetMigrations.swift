@@ -96,6 +96,15 @@ enum FleetMigrations {
                 """,
                 "CREATE INDEX shipBatch_host ON shipBatch (host, receivedAt)",
             ]
-        )
+        ),
+        (
+            // Who this fleet database is: made once, so that a reader's copy of a database that was
+            // dropped and created again (the same URL, other contents) is told apart and not reused.
+            "v2-fleet-identity",
+            [
+                "CREATE TABLE fleetIdentity (id uuid PRIMARY KEY, createdAt timestamptz NOT NULL DEFAULT now())",
+                "INSERT INTO fleetIdentity (id) VALUES (gen_random_uuid())",
+            ]
+        ),
     ]
 }
