@@ -5,7 +5,8 @@ extension EventDatabase {
     /// (killed with SIGKILL, crashed, the machine lost power).
     public static let abandonedSessionReason = "recorder-lost"
 
-    /// Ends every session left open, at its latest event (or its start when it has none), with
+    /// Ends every session left open, at its last event, the last to arrive (or its start when it
+    /// has none), with
     /// ``abandonedSessionReason``; each VM's `lastSeen` follows.
     ///
     /// Only a recorder that knows no other recorder is writing to this database may call it (see
@@ -20,10 +21,14 @@ extension EventDatabase {
             return try await writer.write { db in
                 let open = try Row.fetchAll(
                     db,
-                    sql: "SELECT id, machineId, startedAt FROM session WHERE endedAt IS NULL"
+                    sql: """
+                        SELECT s.id, s.machineId, s.startedAt, e.received AS lastReceived
+                        FROM session s LEFT JOIN event e ON e.id = s.lastEventId
+                        WHERE s.endedAt IS NULL
+                        """
                 )
-                // The machine's index, newest first, reaches the session's last events without a scan:
-                // an abandoned session's events are its VM's newest.
+                // Sessions written before v12 have no lastEventId: the machine's index, newest first,
+                // reaches their last events (a walk when QEMU's clock went back between runs).
                 let lastArrival = try db.cachedStatement(
                     sql: """
                         SELECT received FROM event WHERE machineId = ? AND sessionId = ?
@@ -34,7 +39,9 @@ extension EventDatabase {
                 for row in open {
                     let sessionId: Int64 = row["id"]
                     let startedAt: Int64 = row["startedAt"]
-                    let last = try Int64.fetchOne(lastArrival, arguments: [row["machineId"], sessionId])
+                    let last: Int64? =
+                        try row["lastReceived"]
+                        ?? Int64.fetchOne(lastArrival, arguments: [row["machineId"], sessionId])
                     endings.append(
                         SessionEnd(
                             sessionId: sessionId,

@@ -276,6 +276,12 @@ extension EventDatabase {
                     """
             )
         }
+        // Each session's last event (its last arrival), kept by every commit: a recorder starting
+        // after a crash ends the sessions left open at their last event without a walk through
+        // their VM's history (NULL: sessions written before this migration).
+        migrator.registerMigration("v12-session-last-event") { db in
+            try db.execute(sql: "ALTER TABLE session ADD COLUMN lastEventId INTEGER")
+        }
         return migrator
     }
 }

@@ -117,8 +117,14 @@ extension EventDatabase {
         try checkSessions(latest.keys, ledger: ledger, in: db)
         let insertEvent = try db.cachedStatement(sql: EventColumn.insertSQL)
         let row = EventRowBinder(prepared: insertEvent)
+        var lastEvent: [Int64: Int64] = [:]
         for event in events {
             try row.insert(event, in: db)
+            lastEvent[event.session.sessionId] = db.lastInsertedRowID
+        }
+        let markLast = try db.cachedStatement(sql: "UPDATE session SET lastEventId = ? WHERE id = ?")
+        for (sessionId, eventId) in lastEvent {
+            try markLast.execute(arguments: [eventId, sessionId])
         }
         let lastSeen = Dictionary(latest.map { ($0.key.machineId, $0.value) }, uniquingKeysWith: max)
         let touchMachine = try db.cachedStatement(sql: "UPDATE machine SET lastSeen = MAX(lastSeen, ?) WHERE id = ?")

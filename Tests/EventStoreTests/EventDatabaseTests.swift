@@ -23,6 +23,7 @@ struct EventDatabaseTests {
                 "v1-events", "v2-effective-time-indexes", "v3-rollup", "v4-event-without-session-seq-index",
                 "v5-event-time-name-index", "v6-rollup-rebuilt", "v7-imports", "v8-incidents", "v9-shipping",
                 "v10-fleet-replica", "v11-import-keys-outlive-prune",
+                "v12-session-last-event",
             ]
         )
     }
@@ -150,6 +151,28 @@ struct EventDatabaseTests {
         #expect(sessions[closed.sessionId]?.endReason == "eof", "an ended session stays as it was")
         #expect(try await database.allMachines().first { $0.id == busy.machineId }?.lastSeen == 7_000_000)
         #expect(try await database.endAbandonedSessions().isEmpty)
+    }
+
+    /// QEMU's clock went back between runs: the abandoned session's events are stamped before the
+    /// earlier session's. It ends at its last arrival, read from the session row (no walk of the VM's
+    /// history), even when that event's own timestamp is not its latest.
+    @Test func anAbandonedSessionEndsAtItsLastArrivalWhateverTheTimestamps() async throws {
+        let database = try EventDatabase.inMemory()
+        let first = try await database.beginSession(makeSession(name: "vm1"))
+        try await database.write(
+            events: [
+                NewEvent(session: first, seq: 1, name: "STOP", seconds: 900, microseconds: 0, received: 2_000_000)
+            ],
+            endings: [SessionEnd(sessionId: first.sessionId, endedAt: 3_000_000, reason: "eof")]
+        )
+        let second = try await database.beginSession(makeSession(name: "vm1"))
+        try await database.write(events: [
+            NewEvent(session: second, seq: 1, name: "STOP", seconds: 50, microseconds: 0, received: 8_000_000),
+            NewEvent(session: second, seq: 2, name: "RESUME", seconds: 10, microseconds: 0, received: 9_000_000),
+        ])
+        let ended = try await database.endAbandonedSessions()
+        #expect(ended.map(\.sessionId) == [second.sessionId])
+        #expect(ended.first?.endedAt == 9_000_000, "the last to arrive, though stamped earliest")
     }
 
     @Test func aBatchWithARowTheStoreRefusesLeavesNothingBehind() async throws {
