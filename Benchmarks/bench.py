@@ -6,6 +6,7 @@
     python3 Benchmarks/bench.py export  [--events 1000000] [--runs 3]
     python3 Benchmarks/bench.py many    [--vms 1000] [--seconds 30] [--skip-floor]
     python3 Benchmarks/bench.py durability [--events 3000000] [--restarts 5]
+    python3 Benchmarks/bench.py restart [--events 10000000] [--runs 5]
     python3 Benchmarks/bench.py ship    [--events 1000000] [--runs 3]
     python3 Benchmarks/bench.py fleet   [--events 10000000] [--runs 3]
 
@@ -484,6 +485,46 @@ def durability(args):
     save("durability", args, results)
 
 
+def restart(args):
+    """Start-up after a crash on a large database: `record` ends the sessions a killed recorder left
+    open before it attaches to any VM. Each VM's last session is reopened with events stamped
+    before its earlier history (QEMU's clock went back between runs), as after a kill -9."""
+    work = tempfile.mkdtemp(prefix="bench-restart-")
+    db = os.path.join(work, "restart.sqlite")
+    print(f"generating {args.events:,} events over {args.vms} VMs ...", flush=True)
+    make_report_database(db, args.events, args.vms)
+    # A second, open session per VM whose events are stamped a year back: the newest arrivals,
+    # the oldest timestamps. lastEventId as the recorder keeps it.
+    sql = f"""
+    BEGIN;
+    INSERT INTO session (machineId, endpoint, qemuVersion, qemuPackage, initialStatus, initialRunning, startedAt)
+      SELECT id, endpoint, '7.2.22', 'bench', 'running', 1, lastSeen FROM machine;
+    INSERT INTO event (sessionId, machineId, seq, name, seconds, microseconds, time, received)
+      SELECT s.id, s.machineId, k, 'RESET', 1000 + k, 0, (1000 + k) * 1000000, s.startedAt + k
+      FROM session s, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3) WHERE s.endedAt IS NULL;
+    UPDATE session SET lastEventId = (SELECT max(id) FROM event WHERE sessionId = session.id) WHERE endedAt IS NULL;
+    COMMIT;
+    """
+    subprocess.run(["sqlite3", db], input=sql, text=True, check=True)
+    times = []
+    for run in range(args.runs):
+        # Leave the sessions open again, as a killed recorder leaves them.
+        subprocess.run(["sqlite3", db, "UPDATE session SET endedAt = NULL, endReason = NULL "
+                        "WHERE id IN (SELECT max(id) FROM session GROUP BY machineId)"], check=True)
+        started = time.monotonic()
+        subprocess.run([QMPLOG, "record", "--once", "--log-level", "error", "--db", db,
+                        os.path.join(work, "absent.qmp")], capture_output=True)
+        times.append(time.monotonic() - started)
+        print(f"run {run + 1}: {times[-1]:.3f} s", flush=True)
+    ended = count_rows(db, "session WHERE endReason = 'recorder-lost'")
+    shutil.rmtree(work)
+    summary = {"events": args.events, "vms": args.vms, "seconds": times, "median_s": statistics.median(times),
+               "sessions_ended": ended}
+    print(f"\nrecord --once after a crash, {args.events:,} events, {args.vms} sessions left open: "
+          f"median {summary['median_s']:.3f} s (start, end {ended} sessions, attach, exit)")
+    save("restart", args, summary)
+
+
 def serve(args):
     """`qmplog serve` over a generated year of events: wrk latency of `/metrics` and `/` (the
     default 7-day window) at 10 connections, with the rollup built as a recorder keeps it, and the
@@ -723,6 +764,11 @@ def main():
     p.add_argument("--kill-after", type=int, default=700_000, help="events committed before each kill -9")
     p.add_argument("--watch-seconds", type=float, default=3, help="how long each restart is watched")
     p.set_defaults(run=durability)
+    p = sub.add_parser("restart", help="record's start-up after a crash on a large database, clocks gone back")
+    p.add_argument("--events", type=int, default=10_000_000)
+    p.add_argument("--vms", type=int, default=1000)
+    p.add_argument("--runs", type=int, default=5)
+    p.set_defaults(run=restart)
     p = sub.add_parser("serve", help="wrk latency of qmplog serve's /metrics and / over a generated year")
     p.add_argument("--events", type=int, default=10_000_000)
     p.add_argument("--vms", type=int, default=1000)

@@ -86,7 +86,7 @@ struct Dashboard {
         body += section("Run state per VM", summary: []) {
             let byVM = table(states, "by_vm")
             let series = table(states, "series")
-            let columns = ["running", "paused", "suspended", "shutdown", "unknown"]
+            let columns = ["running", "paused", "suspended", "shutdown", "prelaunch", "unknown"]
             // The series is bucket by bucket, each with every VM: one lane per VM.
             var order: [String] = []
             var buckets: [String: [[Double]]] = [:]

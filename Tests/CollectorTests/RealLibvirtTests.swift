@@ -33,6 +33,7 @@ struct RealLibvirtTests {
         #expect(shutdowns.value("duplicates_ignored") == .integer(1))
         // report stops: one run, one stop
         try await recorded.expectStops(["guest-poweroff"])
+        try await recorded.expectPauses([])
     }
 
     @Test func virshShutdownAnsweredByTheGuestIsAHostRequestedACPIShutdown() async throws {
@@ -60,6 +61,7 @@ struct RealLibvirtTests {
         #expect(shutdowns.value("shutdowns") == .integer(1))
         // report stops: one run, one stop
         try await recorded.expectStops(["host-acpi"])
+        try await recorded.expectPauses([])
     }
 
     @Test func virshDestroyIsAHostSignalShutdownAndEndsTheRun() async throws {
@@ -119,8 +121,9 @@ struct RealLibvirtTests {
             return
         }
         #expect(microseconds >= 900_000 && microseconds < 10_000_000)
-        // report stops: one run, one stop
+        // report stops: one run, one stop; report pauses: the suspend, not the start
         try await recorded.expectStops(["host-signal"])
+        try await recorded.expectPauses(["host-stop"])
     }
 
     @Test func pvpanicIsAPanicAndLibvirtsCrashActionEndsTheRun() async throws {
@@ -137,6 +140,7 @@ struct RealLibvirtTests {
         #expect(try await recorded.report(.panics).value("panics") == .integer(1))
         // report stops: one run, one stop
         try await recorded.expectStops(["guest-panic"])
+        try await recorded.expectPauses(["guest-panic"])
     }
 
     @Test func killedQEMULeavesNoShutdownAndTheRunEndsAsFailed() async throws {
@@ -150,6 +154,7 @@ struct RealLibvirtTests {
         #expect(try await recorded.report(.shutdowns).value("shutdowns") == .integer(0))
         // report stops: one run, one stop
         try await recorded.expectStops(["killed"])
+        try await recorded.expectPauses([])
     }
 
     @Test(.disabled(if: LibvirtDaemon.hostHasItsOwnDaemon, "restarts libvirtd: only one the tests started themselves"))
@@ -199,6 +204,16 @@ struct RealLibvirtTests {
                 "\(incidents?.rows ?? []) events \(events) sessions \(sessions.map { ($0.startedAt, $0.endedAt, $0.endReason) })",
                 sourceLocation: sourceLocation
             )
+        }
+
+        /// `report pauses` lists exactly episodes of these causes: a libvirt start (`-S`, then `cont`) and
+        /// a powered-off guest libvirt holds before it signals QEMU are no pauses.
+        func expectPauses(_ expected: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            let episodes = try await report(.pauses).tables.first { $0.name == "episodes" }
+            let causes = (episodes?.rows ?? []).map { row in
+                if case .text(let text) = row[3] { text } else { "?" }
+            }
+            #expect(causes == expected, "\(episodes?.rows ?? []) events \(events)", sourceLocation: sourceLocation)
         }
 
         func report(_ kind: ReportKind) async throws -> ReportResult {

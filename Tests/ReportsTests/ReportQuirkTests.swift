@@ -183,7 +183,7 @@ struct ReportQuirkTests {
         // Session 1 (t0-1 … t0+31): prelaunch 1 s, running 30 s (the -1/-1 STOP and RESUME take the
         // previous event's time, t0+10), paused 1 s. Gap of 69 s: unknown.
         // Session 2 (t0+100 … t0+111): attached running, 1 s; SHUTDOWN at t0+101, 9 s shut down; the RESET
-        // at t0+110 leaves QEMU in prelaunch (not running): 1 s paused.
+        // at t0+110 leaves QEMU in prelaunch (not running, nor paused): 1 s prelaunch.
         let fixture = try await FixtureDatabase([
             (
                 "vm1",
@@ -219,14 +219,14 @@ struct ReportQuirkTests {
         let row = try #require(result.table("by_vm")?.rows.first)
         #expect(
             row == [
-                "vm1", .duration(31 * second), .duration(3 * second), .duration(0), .duration(9 * second),
-                .duration(69 * second),
+                "vm1", .duration(31 * second), .duration(1 * second), .duration(0), .duration(9 * second),
+                .duration(2 * second), .duration(69 * second),
             ]
         )
     }
 
     @Test func aSessionALostRecorderLeftOpenCountsOnlyUntilItsLastEventOnceEnded() async throws {
-        // Session 1, left open by a killed recorder: attached t0-1 (prelaunch counts as paused),
+        // Session 1, left open by a killed recorder: attached t0-1 (in prelaunch),
         // running at t0, paused at t0+10. Session 2, a new recorder: attached t0+99 running, paused
         // at t0+150, ended t0+151.
         let fixture = try await FixtureDatabase([
@@ -264,7 +264,9 @@ struct ReportQuirkTests {
         let lostOpen = try await row()
         #expect(
             lostOpen == [
-                "vm1", .duration(10 * second), .duration(191 * second), .duration(0), .duration(0), .duration(0),
+                "vm1", .duration(10 * second), .duration(190 * second), .duration(0), .duration(0),
+                .duration(1 * second),
+                .duration(0),
             ]
         )
 
@@ -273,7 +275,7 @@ struct ReportQuirkTests {
         let ended = try await row()
         #expect(
             ended == [
-                "vm1", .duration(61 * second), .duration(2 * second), .duration(0), .duration(0),
+                "vm1", .duration(61 * second), .duration(1 * second), .duration(0), .duration(0), .duration(1 * second),
                 .duration(138 * second),
             ]
         )

@@ -1,15 +1,18 @@
 import EventStore
 
-/// Every episode in which a VM did not run while its QEMU was alive, by cause, with its duration.
+/// Every episode in which a VM that had run stopped running while its QEMU was alive, by cause,
+/// with its duration.
 ///
 /// An episode starts at the STOP (or SUSPEND) and its cause is what came just before it: a
 /// BLOCK_IO_ERROR with action `stop` (`io-error`), a WATCHDOG with action `pause` (`watchdog`), a
-/// GUEST_PANICKED with action `pause` (`guest-panic`), a SHUTDOWN held by `-no-shutdown` or by
-/// libvirt until it signals QEMU (`shutdown-held`), else a host command (`host-stop`: `stop`,
+/// GUEST_PANICKED with action `pause` (`guest-panic`), else a host command (`host-stop`: `stop`,
 /// `virsh suspend`). SUSPEND and SUSPEND_DISK are `suspend`. It ends at RESUME or WAKEUP, or when
 /// QEMU goes away; one still going ends now (`ongoing`). A VM already not running when qmplog
-/// attached starts an episode then, by its `query-status` (`prelaunch`: started with `-S`, a host
-/// choice; `paused` with no known cause: `unknown`).
+/// attached starts an episode then, by its `query-status` (`paused` with no known cause: `unknown`).
+///
+/// Not pauses: a QEMU started with `-S` (`prelaunch`, every libvirt start) has not run yet, and
+/// a VM shut down but held (SHUTDOWN then STOP: `-no-shutdown`, or libvirt until it signals QEMU)
+/// is shut down. `report states` shows both, as `prelaunch` and `shutdown` time.
 enum PauseReport {
     enum Cause: String, CaseIterable {
         case ioError = "io-error"
@@ -17,7 +20,6 @@ enum PauseReport {
         case guestPanic = "guest-panic"
         case hostStop = "host-stop"
         case suspend
-        case shutdownHeld = "shutdown-held"
         case unknown
     }
 
@@ -185,19 +187,19 @@ enum PauseReport {
 
         mutating func start(_ session: Session) {
             watching = true
-            guard open == nil, let status = session.initialStatus, status != "running" else { return }
+            guard open == nil, let status = session.initialStatus else { return }
+            shutdown = status == "shutdown"
+            // Not yet run (-S), or shut down and held: no pause.
+            guard !["running", "prelaunch", "shutdown"].contains(status) else { return }
             let cause: Cause =
                 switch status {
-                case "prelaunch": .hostStop
                 case "io-error": .ioError
                 case "watchdog": .watchdog
                 case "guest-panicked": .guestPanic
                 case "suspended": .suspend
-                case "shutdown": .shutdownHeld
                 default: .unknown
                 }
             open = (session.startedAt, cause, "\(status) when qmplog attached", true)
-            shutdown = status == "shutdown"
         }
 
         mutating func apply(_ event: Item) {
@@ -207,9 +209,9 @@ enum PauseReport {
             case .shutdown:
                 shutdown = true
             case .stop:
-                guard open == nil else { return }
-                let (cause, evidence) =
-                    announced ?? (shutdown ? (.shutdownHeld, "SHUTDOWN, then STOP") : (.hostStop, "STOP"))
+                // After SHUTDOWN the STOP holds a VM shut down: no pause.
+                guard open == nil, !shutdown else { return }
+                let (cause, evidence) = announced ?? (.hostStop, "STOP")
                 open = (event.time, cause, evidence, false)
                 announced = nil
             case .suspend:

@@ -1,26 +1,28 @@
 import EventStore
 
-/// Time each VM spent running, paused, suspended and shut down, from its sessions and events.
+/// Time each VM spent running, paused, suspended, shut down and not yet started (`prelaunch`: QEMU
+/// started with `-S`, as libvirt starts every domain), from its sessions and events.
 ///
 /// A session starts in the state `query-status` reported at attach; STOP, RESUME, SUSPEND,
 /// SUSPEND_DISK, WAKEUP, SHUTDOWN and RESET move it; the session's end ends what is known. Time outside
 /// every session is **unknown**, never guessed.
 enum StateReport {
     enum State: String, CaseIterable {
-        case running, paused, suspended, shutdown
+        case running, paused, suspended, shutdown, prelaunch
     }
 
     static let stateEvents = ["STOP", "RESUME", "SUSPEND", "SUSPEND_DISK", "WAKEUP", "SHUTDOWN", "RESET"]
     /// The events after which the state is known whatever it was before (see ``state(after:from:)``).
     static let settlingEvents: Set<String> = ["RESUME", "WAKEUP", "SUSPEND", "SUSPEND_DISK", "SHUTDOWN"]
 
-    /// The state `query-status` reports, in four buckets. Unknown statuses count as paused (not running).
+    /// The state `query-status` reports, in five buckets. Unknown statuses count as paused (not running).
     static func state(forStatus status: String?) -> State {
         switch status {
         case "running": .running
         case "suspended": .suspended
         case "shutdown": .shutdown
-        default: .paused  // paused, prelaunch, inmigrate, postmigrate, io-error, guest-panicked, watchdog, …
+        case "prelaunch": .prelaunch
+        default: .paused  // paused, inmigrate, postmigrate, io-error, guest-panicked, watchdog, …
         }
     }
 
@@ -29,8 +31,8 @@ enum StateReport {
     /// says `shutdown`. A reset of a VM that is not running leaves it in `prelaunch` until `cont`.
     static func state(after event: String, from state: State) -> State {
         switch event {
-        case "STOP": state == .shutdown ? .shutdown : .paused
-        case "RESET": state == .running ? .running : .paused
+        case "STOP": state == .shutdown || state == .prelaunch ? state : .paused
+        case "RESET": state == .running ? .running : .prelaunch
         case "RESUME", "WAKEUP": .running
         case "SUSPEND", "SUSPEND_DISK": .suspended
         case "SHUTDOWN": .shutdown
@@ -154,7 +156,8 @@ enum StateReport {
         }
         var caveats = [
             "unknown: time when qmplog was not attached to the VM (no session); nothing is guessed for it.",
-            "paused includes every non-running status QEMU reports at attach (prelaunch, inmigrate, io-error, …).",
+            "paused includes every non-running status QEMU reports at attach (inmigrate, io-error, …) but prelaunch: "
+                + "started with -S (every libvirt start) or reset while not running, until cont.",
         ]
         if openSessions > 0 {
             caveats.append(

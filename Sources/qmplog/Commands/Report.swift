@@ -13,12 +13,13 @@ extension QMPLogCommand {
                   panics     panics by crash type, s390 reason, hyper-v code, action, VM, day
                   resets     guest versus host resets, watchdog-caused resets, distinct resets
                   watchdog   watchdog firings by action and VM
-                  states     time each VM spent running, paused, suspended, shut down, unknown
+                  states     time each VM spent running, paused, suspended, shut down, in prelaunch
+                             (started with -S, not yet run), unknown
                   stops      every end of a VM's run, classified (guest-poweroff, host-acpi,
                              host-signal, host-qmp-quit, guest-panic, watchdog,
                              guest-reset-no-reboot, killed, other, unknown), and crash loops
-                  pauses     every time a VM did not run while QEMU was alive, by cause (io-error,
-                             watchdog, guest-panic, host-stop, suspend, shutdown-held, unknown)
+                  pauses     every time a VM that had run stopped while QEMU was alive, by cause
+                             (io-error, watchdog, guest-panic, host-stop, suspend, unknown)
 
                 Reports read the database without blocking a running recorder. Each report \
                 ends with notes on what its numbers cannot tell (QEMU's quirks, unobserved time). \
