@@ -505,6 +505,8 @@ def restart(args):
     UPDATE session SET lastEventId = (SELECT max(id) FROM event WHERE sessionId = session.id) WHERE endedAt IS NULL;
     COMMIT;
     """
+    if args.without_last_event:
+        sql = sql.replace("UPDATE session SET lastEventId", "-- ")
     subprocess.run(["sqlite3", db], input=sql, text=True, check=True)
     times = []
     for run in range(args.runs):
@@ -768,6 +770,8 @@ def main():
     p.add_argument("--events", type=int, default=10_000_000)
     p.add_argument("--vms", type=int, default=1000)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--without-last-event", action="store_true",
+                   help="sessions as written before schema v12 (no lastEventId): the walk through each VM's index")
     p.set_defaults(run=restart)
     p = sub.add_parser("serve", help="wrk latency of qmplog serve's /metrics and / over a generated year")
     p.add_argument("--events", type=int, default=10_000_000)

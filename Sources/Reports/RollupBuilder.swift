@@ -23,8 +23,9 @@ public enum RollupBuilder {
         let cut = ReportInterval.hour.bucket(of: now)
         let query = ReportQuery(until: cut, now: cut)
         let data = try await ReportData(database: database, query: query)
-        // Context is carried over the cut for the sessions still open there.
-        let openAtCut = Set(try await data.sessions().filter { ($0.endedAt ?? .max) > cut }.map(\.id))
+        // Context is carried over the cut for every session that may go on after it, whatever its
+        // start: the recorder stamps sessions, QEMU its events, and the clocks differ.
+        let openAtCut = try await database.sessionIds(continuingAfter: cut)
         var facts: [Rollup.Fact] = []
         for kind in ReportKind.allCases {
             var tally = FactTally()

@@ -19,6 +19,8 @@ struct FixtureDatabase {
         var initialStatus = "prelaunch"
         var qemuVersion = "7.2.22"
         var open = false
+        /// How far the recorder's clock (the session's times, `received`) is ahead of QEMU's.
+        var recorderAhead: Int64 = 0
     }
 
     let directory: TemporaryDirectory
@@ -38,7 +40,7 @@ struct FixtureDatabase {
                     return event
                 }
                 let times = events.compactMap { $0.seconds >= 0 ? $0.seconds * 1_000_000 + $0.microseconds : nil }
-                let start = (times.min() ?? spec.offset) - 1_000_000
+                let start = (times.min() ?? spec.offset) - 1_000_000 + spec.recorderAhead
                 let handle = try await database.beginSession(
                     NewSession(
                         machine: MachineIdentity(name: name, uuid: nil, endpoint: "unix:/run/\(name).qmp"),
@@ -52,10 +54,12 @@ struct FixtureDatabase {
                 )
                 var received = start
                 let rows = events.enumerated().map { index, event -> NewEvent in
-                    if event.seconds >= 0 { received = event.seconds * 1_000_000 + event.microseconds }
+                    if event.seconds >= 0 {
+                        received = event.seconds * 1_000_000 + event.microseconds + spec.recorderAhead
+                    }
                     return NewEvent(event, session: handle, seq: Int64(index + 1), received: received)
                 }
-                let end = (times.max() ?? start) + 1_000_000
+                let end = (times.max().map { $0 + spec.recorderAhead } ?? start) + 1_000_000
                 try await database.write(
                     events: rows,
                     endings: spec.open ? [] : [SessionEnd(sessionId: handle.sessionId, endedAt: end, reason: "eof")]

@@ -97,6 +97,24 @@ extension EventDatabase {
         return try await writer.read { db in try Session.fetchAll(db, sql: finalSQL, arguments: finalArguments) }
     }
 
+    /// The sessions a count up to `cut` may continue after it: not ended by `cut` by the recorder's
+    /// clock, or holding an event stamped at or after `cut` by QEMU's (the two clocks differ: a
+    /// session opened after the cut can hold events QEMU stamped before it).
+    package func sessionIds(continuingAfter cut: Int64) async throws -> Set<Int64> {
+        try await writer.read { db in
+            Set(
+                try Int64.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id FROM session WHERE endedAt IS NULL OR endedAt > ?
+                        UNION SELECT DISTINCT sessionId FROM event WHERE \(EventSQL.effectiveTime) >= ?
+                        """,
+                    arguments: [cut, cut]
+                )
+            )
+        }
+    }
+
     /// How many of these VMs' events have an effective time at or after `time` (through the time index).
     public func countEvents(stampedFrom time: Int64, machineIds: [Int64]?) async throws -> Int64 {
         var sql = "SELECT COUNT(*) FROM event WHERE \(EventSQL.effectiveTime) >= ?"
