@@ -125,7 +125,26 @@ package enum FleetMetrics {
             kind: .gauge,
             samples: [([("version", version)], 1)]
         )
-        return [shutdowns, resets, panics, watchdog, events, state, info, build] + (monitors ? [connected] : [])
+        return ([shutdowns, resets, panics, watchdog, events, state, info, build] + (monitors ? [connected] : []))
+            .map(merged)
+    }
+
+    /// `family` with samples whose labels came out the same (two reasons a peer invented are both
+    /// `other`) summed into one: Prometheus refuses a family with a label set twice.
+    static func merged(_ family: MetricFamily) -> MetricFamily {
+        var merged = family
+        merged.samples = []
+        var index: [[String]: Int] = [:]
+        for sample in family.samples {
+            let key = sample.labels.flatMap { [$0.0, $0.1] }
+            if let at = index[key] {
+                merged.samples[at].value += sample.value
+            } else {
+                index[key] = merged.samples.count
+                merged.samples.append(sample)
+            }
+        }
+        return merged
     }
 
     /// Per-VM totals as samples labelled `vm` and `label`, in name order.
