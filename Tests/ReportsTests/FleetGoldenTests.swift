@@ -57,24 +57,20 @@ struct FleetGoldenTests {
         let url = try FleetURL(server.url)
         // "web" runs on both hosts without a UUID: two VMs. "db" has one UUID and moved: one VM.
         var hosts: [SyntheticHost] = []
+        let dbUUID = "6b9b9d2e-1c1f-4f43-9a4b-0d5f3c2e7a10"
         for name in ["rack1", "rack2"] {
-            let host = try await SyntheticHost(name: name, machines: 0, eventsPerMachine: 0)
-            for (vm, uuid) in [("web", nil), ("db", "6b9b9d2e-1c1f-4f43-9a4b-0d5f3c2e7a10")] as [(String, String?)] {
-                let identity = MachineIdentity(name: vm, uuid: uuid, endpoint: "unix:/run/\(vm).qmp")
-                let start: Int64 = name == "rack1" ? 1_000_000 : 50_000_000
-                let handle = try await host.database.beginSession(SyntheticHost.session(identity, at: start))
-                try await host.database.write(
-                    events: [SyntheticHost.event("SHUTDOWN", handle, seq: 1, at: start + 1_000_000)],
-                    endings: [SessionEnd(sessionId: handle.sessionId, endedAt: start + 2_000_000, reason: "eof")]
+            let start: Int64 = name == "rack1" ? 1_000_000 : 50_000_000
+            hosts.append(
+                try await Self.shippedHost(
+                    name,
+                    [
+                        (vm: "web", uuid: nil, start: start, shutdowns: 1),
+                        (vm: "db", uuid: dbUUID, start: start, shutdowns: 1),
+                    ],
+                    to: url,
+                    logger: logger
                 )
-            }
-            _ = try await Shipper(
-                database: host.database,
-                configuration: .init(url: url, hostName: name),
-                logger: logger
             )
-            .shipOnce()
-            hosts.append(host)
         }
         defer { hosts.forEach { $0.remove() } }
         let cache = hosts[0].directory.file("cache")
@@ -102,25 +98,10 @@ struct FleetGoldenTests {
         let url = try FleetURL(server.url)
         let uuid = "0f0e0d0c-0b0a-4908-8706-050403020100"
         func host(_ name: String, _ vms: [String]) async throws -> SyntheticHost {
-            let host = try await SyntheticHost(name: name, machines: 0, eventsPerMachine: 0)
-            for (index, vm) in vms.enumerated() {
-                let identity = MachineIdentity(name: vm, uuid: uuid, endpoint: "unix:/run/\(vm).qmp")
-                let start = Int64(index + 1) * 10_000_000
-                let handle = try await host.database.beginSession(SyntheticHost.session(identity, at: start))
-                try await host.database.write(
-                    events: (1...Int64(index + 1)).map {
-                        SyntheticHost.event("SHUTDOWN", handle, seq: $0, at: start + $0)
-                    },
-                    endings: [SessionEnd(sessionId: handle.sessionId, endedAt: start + 2_000_000, reason: "eof")]
-                )
+            let spec = vms.enumerated().map { index, vm in
+                (vm: vm, uuid: uuid as String?, start: Int64(index + 1) * 10_000_000, shutdowns: index + 1)
             }
-            _ = try await Shipper(
-                database: host.database,
-                configuration: .init(url: url, hostName: name),
-                logger: logger
-            )
-            .shipOnce()
-            return host
+            return try await Self.shippedHost(name, spec, to: url, logger: logger)
         }
         let first = try await host("h1", ["a1", "a2"])
         defer { first.remove() }
@@ -147,6 +128,34 @@ struct FleetGoldenTests {
         #expect(try await fresh.allMachines().map(\.displayName) == ["c1"])
         #expect(try await fresh.allEvents().count == 1)
         #expect(try Self.replicaFiles(in: cache).count == 1)
+    }
+
+    /// A host whose VMs each had one session with `shutdowns` SHUTDOWNs a microsecond apart, shipped.
+    static func shippedHost(
+        _ name: String,
+        _ vms: [(vm: String, uuid: String?, start: Int64, shutdowns: Int)],
+        to url: FleetURL,
+        logger: Logger
+    ) async throws -> SyntheticHost {
+        let host = try await SyntheticHost(name: name, machines: 0, eventsPerMachine: 0)
+        for spec in vms {
+            let identity = MachineIdentity(name: spec.vm, uuid: spec.uuid, endpoint: "unix:/run/\(spec.vm).qmp")
+            let handle = try await host.database.beginSession(SyntheticHost.session(identity, at: spec.start))
+            try await host.database.write(
+                events: (1...Int64(spec.shutdowns)).map {
+                    SyntheticHost.event(
+                        "SHUTDOWN",
+                        handle,
+                        seq: $0,
+                        at: spec.start + $0 * 1_000_000 / Int64(spec.shutdowns)
+                    )
+                },
+                endings: [SessionEnd(sessionId: handle.sessionId, endedAt: spec.start + 2_000_000, reason: "eof")]
+            )
+        }
+        _ = try await Shipper(database: host.database, configuration: .init(url: url, hostName: name), logger: logger)
+            .shipOnce()
+        return host
     }
 
     static func replicaFiles(in cache: String) throws -> [String] {

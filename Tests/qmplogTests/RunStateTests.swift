@@ -24,7 +24,7 @@ struct RunStateTests {
         try await QmplogBinaryTests.waitForSession(database: database)
         let driver = try QMPTestDriver(path: qemu.controlSocket)
 
-        // When the guest powers off and is held shut down, then is reset (held paused), continued,
+        // When the guest powers off and is held shut down, then is reset (in prelaunch), continued,
         // and powers off again
         try driver.execute("cont")
         try await waitForStatus("shutdown", driver)
@@ -37,7 +37,8 @@ struct RunStateTests {
         try driver.execute("quit")
         #expect(try await qmplog.waitForExit() == 0)
 
-        // Then the report counts the held time as shut down and only the reset's wait as paused
+        // Then the report counts the held time as shut down, the start (-S) and the reset's wait as
+        // prelaunch, and nothing as paused
         let store = try EventDatabase.openForReading(path: database)
         let events = try await store.allEvents()
         let session = try #require(try await store.allSessions().first)
@@ -48,7 +49,7 @@ struct RunStateTests {
         }
         let end = try #require(session.endedAt)
         let expectedShutdown = try (time("RESET", 0) - time("SHUTDOWN", 0)) + (end - time("SHUTDOWN", 1))
-        let expectedPaused = try (time("RESUME", 0) - session.startedAt) + (time("RESUME", 1) - time("RESET", 0))
+        let expectedPrelaunch = try (time("RESUME", 0) - session.startedAt) + (time("RESUME", 1) - time("RESET", 0))
         let (code, json) = try await QmplogBinaryTests.run(
             ["report", "states", "--db", database, "--format", "json"],
             in: directory
@@ -57,14 +58,16 @@ struct RunStateTests {
         let report = try JSONValue(parsing: Array(json.utf8))
         guard case .array(let rows) = report["by_vm"], let row = rows.first,
             case .number(let shutdownText) = row["shutdown"], case .number(let pausedText) = row["paused"],
-            let shutdown = Double(shutdownText), let paused = Double(pausedText)
+            case .number(let prelaunchText) = row["prelaunch"], let shutdown = Double(shutdownText),
+            let paused = Double(pausedText), let prelaunch = Double(prelaunchText)
         else {
             Issue.record("unexpected report: \(json)")
             return
         }
         #expect(shutdown >= 1.5)
         #expect(abs(shutdown - Double(expectedShutdown) / 1e6) < 0.001, "shutdown \(shutdown) s")
-        #expect(abs(paused - Double(expectedPaused) / 1e6) < 0.001, "paused \(paused) s")
+        #expect(abs(prelaunch - Double(expectedPrelaunch) / 1e6) < 0.001, "prelaunch \(prelaunch) s")
+        #expect(paused == 0, "paused \(paused) s")
         // And qmplog vms shows the state QEMU was left in
         let (_, vms) = try await QmplogBinaryTests.run(["vms", "--wide", "--db", database], in: directory)
         #expect(vms.contains("shutdown"), "\(vms)")
