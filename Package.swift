@@ -124,7 +124,10 @@ let package = Package(
             // lld). About 5 MiB less RSS for a recorder of 1,000 VMs (BENCHMARKS.md section 11).
             linkerSettings: [
                 .unsafeFlags(
-                    ["-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                    [
+                        "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker",
+                        "pack-relative-relocs",
+                    ],
                     .when(configuration: .release)
                 )
             ]
