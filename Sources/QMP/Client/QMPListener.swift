@@ -49,9 +49,8 @@ public enum QMPListener {
         let endpoint = QMPEndpoint.unixSocket(path: path)
         try await server.executeThenClose { inbound in
             try await withThrowingDiscardingTaskGroup { group in
-                for try await child in inbound {
+                for try await channel in inbound {
                     group.addTask {
-                        let channel = child.messages.channel
                         let credentials = await peerCredentials(channel)
                         let peer = credentials.map { "pid \($0.pid) uid \($0.uid)" }
                         // With an allow-list, a peer whose user cannot be told is refused too.
@@ -80,6 +79,13 @@ public enum QMPListener {
                             return
                         }
                         do {
+                            // Wrapped only now, right before its handshake, so that a connection
+                            // accepted while the listener stops is a plain channel that may be
+                            // dropped (NIO traps on an async channel's writer dropped unfinished).
+                            // Nothing was read yet: autoRead is still off.
+                            let child = try await channel.eventLoop.submit {
+                                try QMPClient.makeMessageChannel(channel, configuration: configuration)
+                            }.get()
                             try await channel.setOption(ChannelOptions.autoRead, value: true).get()
                             try await QMPClient.run(child, endpoint: endpoint, peer: peer, configuration: configuration)
                             {
@@ -118,7 +124,7 @@ public enum QMPListener {
         _ path: String,
         access: QMPListenerAccess,
         configuration: QMPClientConfiguration
-    ) async throws -> NIOAsyncChannel<QMPClient.QMPChannel, Never> {
+    ) async throws -> NIOAsyncChannel<any Channel, Never> {
         func failure(_ reason: String, cause: (any Error)? = nil) -> QMPError {
             QMPError(code: .connectFailed, message: "cannot listen on unix:\(path): \(reason)", cause: cause)
         }
@@ -137,14 +143,14 @@ public enum QMPListener {
             unlink(staging)
             rmdir(directory)
         }
-        let server: NIOAsyncChannel<QMPClient.QMPChannel, Never>
+        let server: NIOAsyncChannel<any Channel, Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .bind(unixDomainSocketPath: staging) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         // Nothing is read before the connection is admitted (see `listen`).
                         try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-                        return try QMPClient.makeMessageChannel(channel, configuration: configuration)
+                        return channel
                     }
                 }
         } catch {
