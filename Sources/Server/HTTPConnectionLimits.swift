@@ -41,7 +41,7 @@ package enum HTTPConnectionLimits {
     package static func raiseDescriptorLimit() -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        // select()-free code has no use for more than this; beyond it the kernel may refuse anyway.
+        // At most 2^20, the kernel's default ceiling (fs.nr_open).
         let wanted = min(limit.rlim_max, 1 << 20)
         if limit.rlim_cur < wanted {
             var raised = limit
@@ -114,8 +114,6 @@ final class HTTPConnectionTracker: Sendable {
             state.connections[ObjectIdentifier(channel)]?.idleSince = state.clock
         }
     }
-
-    var count: Int { state.withLock { $0.connections.count } }
 }
 
 /// Tells the tracker when its connection opens, starts a request, answers it, and closes.
