@@ -34,9 +34,10 @@ enum HookProcess {
         let finalVariables = variables
         let finalOptions = options
         let group = HookGroup()
-        let outcome: String??
+        let timedOut = "timed out after \(timeout.components.seconds) s"
+        let outcome: String?  // nil: cut short by qmplog's stop
         do {
-            outcome = try await withThrowingTaskGroup(of: String?.self) { tasks in
+            outcome = try await withThrowingTaskGroup(of: String.self) { tasks in
                 tasks.addTask {
                     let result = try await Subprocess.run(
                         executable,
@@ -56,23 +57,19 @@ enum HookProcess {
                 }
                 tasks.addTask {
                     try await Task.sleep(for: timeout)
-                    return "timed out after \(timeout.components.seconds) s"
+                    return timedOut
                 }
-                let first = try await tasks.next() ?? nil
-                if Task.isCancelled || first?.hasPrefix("timed out") == true {
-                    group.signal(SIGTERM)
-                }
+                let first = try await tasks.next()
+                if Task.isCancelled || first == timedOut { group.signal(SIGTERM) }
                 tasks.cancelAll()
-                return Task.isCancelled ? .some(nil) : first
+                return Task.isCancelled ? nil : first
             }
         } catch {
-            outcome = Task.isCancelled || error is CancellationError ? .some(nil) : "could not start: \(error)"
+            outcome = Task.isCancelled || error is CancellationError ? nil : "could not start: \(error)"
         }
         // The run's own teardown gave the hook 2 s after SIGTERM; what is left of its group goes now.
-        if outcome == .some(nil) || outcome??.hasPrefix("timed out") == true {
-            group.signal(SIGKILL)
-        }
-        return outcome ?? nil
+        if outcome == nil || outcome == timedOut { group.signal(SIGKILL) }
+        return outcome
     }
 
     /// Variables a hook gets from qmplog's environment; others only when `--hook-env` names them
