@@ -113,11 +113,9 @@ package struct WebServer: Sendable {
 
     private func metrics() async throws -> Response {
         let families = try await FleetMetrics.families(of: database, now: now(), version: version, monitors: inRecorder)
-        var headers = Self.securityHeaders
-        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
         return Response(
             status: .ok,
-            headers: headers,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(string: PrometheusText.render(families)))
         )
     }
@@ -127,27 +125,24 @@ package struct WebServer: Sendable {
     /// slowly or not at all holds no snapshot, no file and one page of memory, until
     /// ``HTTPConnectionLimits/stallTimeout`` closes its connection.
     private func events(query: ReportQuery, names: [String]) async throws -> Response {
-        // The first page is read before answering, so that a bad parameter is still a 400.
-        let first: (text: [UInt8], lastId: Int64?)
+        var pages: EventExporter.NDJSONPages
         do {
-            first = try await EventExporter.ndjsonPage(from: database, query: query, events: names, after: 0)
+            pages = try await EventExporter.NDJSONPages(from: database, query: query, events: names)
         } catch let error as ReportsError where error.code == .unknownMachine {
             throw BadParameter(unknownMachine: error)
         }
-        var headers = HTTPFields()
-        headers[.contentType] = "application/x-ndjson"
-        let database = self.database
+        // The first page is read before answering, so that a failed read is still an error status.
+        let first = try pages.next()
         let reads = self.reads
         return Response(
             status: .ok,
-            headers: headers,
-            body: ResponseBody { output in
+            headers: [.contentType: "application/x-ndjson"],
+            body: ResponseBody { [pages] output in
+                var pages = pages
                 var page = first
-                while let lastId = page.lastId {
-                    try await output.write(ByteBuffer(bytes: page.text))
-                    page = try await reads.run {
-                        try await EventExporter.ndjsonPage(from: database, query: query, events: names, after: lastId)
-                    }
+                while let text = page {
+                    try await output.write(ByteBuffer(bytes: text))
+                    page = try await reads.run { try pages.next() }
                 }
                 try await output.finish(nil)
             }

@@ -63,38 +63,47 @@ public enum EventExporter {
 }
 
 extension EventExporter {
-    /// One page of NDJSON: the events after `after`, in arrival order, up to about `byteLimit`
-    /// bytes (at least one event), and the last id written (`nil`: no event left).
+    /// The matching events as NDJSON, a page at a time, in arrival order.
     ///
     /// Each page is its own short read, so that a client reading slowly holds no snapshot of the
     /// database (which would keep the recorder's WAL from being checkpointed) and no file.
-    ///
-    /// - Throws: ``ReportsError`` for an unknown VM.
-    public static func ndjsonPage(
-        from database: EventDatabase,
-        query: ReportQuery,
-        events: [String] = [],
-        after: Int64,
-        byteLimit: Int = 1 << 20
-    ) async throws -> (text: [UInt8], lastId: Int64?) {
-        let data = try await ReportData(database: database, query: query)
-        let output = OutputBuffer(collecting: ())
-        var row: ExportRow?
-        defer { row?.deallocate() }
-        var lastId: Int64?
-        try database.forEachStoredEvent(
-            named: events,
-            in: data.selection(),
-            after: after,
-            isFull: { output.collectedCount >= byteLimit }
-        ) { names in
-            row = ExportRow(names: names)
-        } _: { event in
-            try row?.writeJSON(event, prefix: "", suffix: "\n", to: output)
-            lastId = event.id
+    package struct NDJSONPages: Sendable {
+        private let database: EventDatabase
+        private let data: ReportData
+        private let events: [String]
+        /// The last id written: the next page starts after it.
+        private var after: Int64 = 0
+
+        /// - Parameter events: event names to include; empty for all.
+        /// - Throws: ``ReportsError`` for an unknown VM.
+        package init(from database: EventDatabase, query: ReportQuery, events: [String] = []) async throws {
+            self.database = database
+            self.data = try await ReportData(database: database, query: query)
+            self.events = events
         }
-        try output.flush()
-        return (output.collected, lastId)
+
+        /// The next page, about `byteLimit` bytes (at least one event), or `nil` when no event is left.
+        package mutating func next(byteLimit: Int = 1 << 20) throws -> [UInt8]? {
+            let output = OutputBuffer(collecting: ())
+            var row: ExportRow?
+            defer { row?.deallocate() }
+            var lastId: Int64?
+            try database.forEachStoredEvent(
+                named: events,
+                in: data.selection(),
+                after: after,
+                isFull: { output.collectedCount >= byteLimit }
+            ) { names in
+                row = ExportRow(names: names)
+            } _: { event in
+                try row?.writeJSON(event, prefix: "", suffix: "\n", to: output)
+                lastId = event.id
+            }
+            guard let lastId else { return nil }
+            try output.flush()
+            after = lastId
+            return output.collected
+        }
     }
 }
 
