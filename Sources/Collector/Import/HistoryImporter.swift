@@ -45,17 +45,14 @@ public struct HistoryImporter: Sendable {
         }
     }
 
-    /// A libvirt log names its VM in each run's command line: a first pass finds the name (the
-    /// last one given, as libvirt keeps a domain's log under its name), a second stores the events.
+    /// A libvirt log names its VM in each run's command line: a first pass reads only those lines
+    /// (the last name given is the VM's, as libvirt keeps a domain's log under its name), a second
+    /// parses and stores the events.
     private func importLibvirtLog(_ path: String, source: String) async throws -> FileResult {
         var identity = LibvirtLogParser()
         let first = try HistoryLines(path: path)
         while let line = try first.next() {
-            identity.read(line)
-            identity.events.removeAll(keepingCapacity: true)
-        }
-        guard identity.eventCount > 0 else {
-            throw ImportError("\(path): no libvirt log lines (starting up, shutting down, terminating on signal)")
+            if line.hasPrefix("-name ") || line.hasPrefix("-uuid ") { identity.read(line) }
         }
         let machine = MachineIdentity(
             name: identity.name ?? Self.domainName(fromLogPath: path),
@@ -72,12 +69,15 @@ public struct HistoryImporter: Sendable {
                 parser.events.removeAll(keepingCapacity: true)
             }
         }
+        guard parser.eventCount > 0 else {
+            throw ImportError("\(path): no libvirt log lines (starting up, shutting down, terminating on signal)")
+        }
         outcome = outcome + (try await store(parser.events, of: machine, from: source))
         return FileResult(
             path: path,
             machines: [machine.displayName],
             outcome: outcome,
-            unknownLines: identity.unknownLines
+            unknownLines: parser.unknownLines
         )
     }
 
