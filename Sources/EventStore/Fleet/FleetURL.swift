@@ -62,12 +62,9 @@ public struct FleetURL: Sendable, CustomStringConvertible {
             guard (components.port ?? 5432) > 0 && (components.port ?? 5432) <= 65535 else { throw bad("bad port") }
             self.port = components.port ?? 5432
         }
-        guard
-            // Percent-decoded once, as libpq does (URLComponents' `user` is decoded already).
-            let user = options["user"] ?? components.percentEncodedUser?.removingPercentEncoding ?? environment[
-                "PGUSER"
-            ]
-                ?? environment["USER"], !user.isEmpty
+        // Percent-decoded once, as libpq does (URLComponents' `user` is decoded already).
+        let userInURL = components.percentEncodedUser?.removingPercentEncoding
+        guard let user = options["user"] ?? userInURL ?? environment["PGUSER"] ?? environment["USER"], !user.isEmpty
         else { throw bad("it names no user (postgresql://USER@HOST/DBNAME)") }
         self.user = user
         let encodedPath = components.percentEncodedPath
