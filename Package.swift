@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Protocol: framing, messages, the read-only client. Knows nothing of storage.
@@ -59,6 +60,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The recorder's own health (commits, monitors, hooks, ship) as Prometheus metrics.
+        .target(
+            name: "Health",
+            dependencies: [.product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         // The recorder: joins QMP with EventStore.
         .target(
             name: "Collector",
@@ -66,6 +72,7 @@ let package = Package(
                 "QMP",
                 "EventStore",
                 "Libvirt",
+                "Health",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -82,6 +89,7 @@ let package = Package(
             dependencies: [
                 "EventStore",
                 "Reports",
+                "Health",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -94,6 +102,7 @@ let package = Package(
             dependencies: [
                 "EventStore",
                 "Reports",
+                "Health",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -112,6 +121,7 @@ let package = Package(
                 "Reports",
                 "Hooks",
                 "Server",
+                "Health",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+package import Health
 public import QMP
 
 /// What the recorder attaches to and how it behaves.
@@ -33,6 +34,8 @@ public struct CollectorConfiguration: Sendable {
     /// Called after each commit of events and session ends, on the writer's task: it must return
     /// at once.
     public var onCommit: (@Sendable () -> Void)?
+    /// Where the recorder counts its commits, monitors and refusals (`/metrics` of `record --http`).
+    package var health = RecorderHealth()
 
     public init(
         targets: [QMPEndpoint],

@@ -1,4 +1,5 @@
 public import EventStore
+import Health
 public import Logging
 import QMP
 public import ServiceLifecycle
@@ -38,7 +39,8 @@ public struct CollectorService: Service, CustomStringConvertible {
             database: database,
             maximumPending: configuration.maximumPendingEvents,
             maximumPendingBytes: configuration.maximumPendingBytes,
-            onCommit: configuration.onCommit
+            onCommit: configuration.onCommit,
+            health: configuration.health
         )
         let failures = try await withThrowingTaskGroup(of: [String].self) { group in
             group.addTask {
@@ -129,7 +131,10 @@ public struct CollectorService: Service, CustomStringConvertible {
             configuration: configuration.client,
             access: configuration.listenAccess,
             onListening: { logger.info("Listening", metadata: ["qmp.listen": "\(path)"]) },
-            onRefused: { logger.warning("Connection refused", metadata: ["qmp.listen": "\(path)", "error": "\($0)"]) },
+            onRefused: { [health = configuration.health] in
+                health.refusedConnection()
+                logger.warning("Connection refused", metadata: ["qmp.listen": "\(path)", "error": "\($0)"])
+            },
             admit: { try await sessions.attaches.acquire() }
         ) { result, permit in
             defer { permit.release() }

@@ -1,4 +1,5 @@
 import EventStore
+import Health
 import Synchronization
 
 /// The one writer: collects events from every VM and commits them in group transactions.
@@ -48,17 +49,20 @@ final class EventWriter: Sendable {
     static let gatherDelay = Duration.milliseconds(50)
 
     private let onCommit: (@Sendable () -> Void)?
+    private let health: RecorderHealth
 
     init(
         database: EventDatabase,
         maximumPending: Int,
         maximumPendingBytes: Int,
-        onCommit: (@Sendable () -> Void)? = nil
+        onCommit: (@Sendable () -> Void)? = nil,
+        health: RecorderHealth = RecorderHealth()
     ) {
         self.database = database
         self.maximumPending = max(1, maximumPending)
         self.maximumPendingBytes = max(1, maximumPendingBytes)
         self.onCommit = onCommit
+        self.health = health
     }
 
     /// Queues events for the next commit, without waiting: called on a connection's event loop.
@@ -71,6 +75,7 @@ final class EventWriter: Sendable {
             guard !state.failed else { return (nil, false) }
             state.events.append(contentsOf: batch)
             for event in batch { state.dataBytes += event.data?.utf8.count ?? 0 }
+            health.backlog(state.events.count)
             let full = state.events.count >= maximumPending || state.dataBytes >= maximumPendingBytes
             if full { state.readersWaiting.append(resume) }
             return (state.takeWriter(), full)
@@ -146,7 +151,13 @@ final class EventWriter: Sendable {
             }
             for resume in readers { resume() }
             do {
+                let started = ContinuousClock.now
                 try await database.write(events: batch, identifications: identifications, endings: batchEndings)
+                health.committed(
+                    events: batch.count,
+                    in: ContinuousClock.now - started,
+                    backlog: state.withLock { $0.events.count }
+                )
                 onCommit?()
             } catch {
                 state.withLock { $0.failed = true }

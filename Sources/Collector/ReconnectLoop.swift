@@ -1,3 +1,4 @@
+import Health
 import Logging
 
 extension SessionRecorder {
@@ -17,9 +18,17 @@ extension SessionRecorder {
         var failures = 0
         var generator = SystemRandomNumberGenerator()
         var lastError: (any Error)?
+        // In a backoff since the last attempt ended, until the next one connects (`/metrics`).
+        var waiting = false
+        let health = configuration.health
+        defer { if waiting { health.monitor(from: .retrying, to: nil) } }
         while !Task.isCancelled {
             do {
-                try await attempt { failures = 0 }
+                try await attempt {
+                    failures = 0
+                    if waiting { health.monitor(from: .retrying, to: nil) }
+                    waiting = false
+                }
                 lastError = nil
             } catch {
                 if Task.isCancelled { return nil }
@@ -30,6 +39,8 @@ extension SessionRecorder {
             if isFinished() { return nil }
             let delay = configuration.reconnect.delay(forAttempt: failures, using: &generator)
             failures += 1
+            if !waiting { health.monitor(from: nil, to: .retrying) }
+            waiting = true
             logger.debug("Reconnecting", metadata: metadata.merging(["delay": "\(delay)"]) { $1 })
             do {
                 try await Task.sleep(for: delay)

@@ -1,4 +1,5 @@
 import EventStore
+import Health
 import Logging
 import QMP
 import Synchronization
@@ -38,6 +39,8 @@ struct SessionRecorder: Sendable {
             )
         )
         permit?.release()
+        configuration.health.monitor(from: nil, to: .connected)
+        defer { configuration.health.monitor(from: .connected, to: nil) }
         let sink = SessionEventSink(session: handle, writer: writer, now: configuration.now)
         var logger = self.logger
         logger[metadataKey: "qmp.endpoint"] = "\(connection.endpoint)"

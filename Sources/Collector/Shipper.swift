@@ -1,4 +1,5 @@
 public import EventStore
+package import Health
 public import Logging
 public import ServiceLifecycle
 
@@ -53,6 +54,8 @@ public struct Shipper: Service, Sendable {
         public var batches = 0
         /// PostgreSQL's clock minus this host's, in microseconds, at the round's last batch.
         public var clockOffset: Int64?
+        /// The last event PostgreSQL holds from this host.
+        public var through: Int64 = 0
     }
 
     /// A clock more than this far off PostgreSQL's is reported (microseconds).
@@ -61,11 +64,19 @@ public struct Shipper: Service, Sendable {
     let database: EventDatabase
     public let configuration: Configuration
     let logger: Logger
+    /// Its last success, lag and failures (`/metrics` of `record --http`).
+    let health: RecorderHealth
 
-    public init(database: EventDatabase, configuration: Configuration, logger: Logger) {
+    package init(
+        database: EventDatabase,
+        configuration: Configuration,
+        logger: Logger,
+        health: RecorderHealth = RecorderHealth()
+    ) {
         self.database = database
         self.configuration = configuration
         self.logger = logger
+        self.health = health
     }
 
     /// Ships everything committed so far, then returns.
@@ -114,6 +125,8 @@ public struct Shipper: Service, Sendable {
     }
 
     private func shipRounds() async throws {
+        // Behind since shipping started, not since the epoch, until the first round succeeds.
+        health.shipped(at: configuration.clock())
         var generator = SystemRandomNumberGenerator()
         var failures = 0
         var skewReported = false
@@ -121,6 +134,7 @@ public struct Shipper: Service, Sendable {
             let pause: Duration
             do {
                 let totals = try await shipOnce()
+                health.shipped(at: configuration.clock(), pending: try await database.lastEventId() - totals.through)
                 if failures > 0 { logger.notice("shipping again", metadata: ["to": "\(configuration.url)"]) }
                 failures = 0
                 if totals.events > 0 {
@@ -140,6 +154,7 @@ public struct Shipper: Service, Sendable {
             } catch {
                 let level: Logger.Level = failures == 0 ? .error : .warning
                 logger.log(level: level, "cannot ship", metadata: ["error": "\(error)"])
+                health.shipFailed()
                 pause = configuration.retry.delay(forAttempt: failures, using: &generator)
                 failures += 1
             }
@@ -178,6 +193,7 @@ public struct Shipper: Service, Sendable {
             totals.events += outcome.events
             totals.batches += 1
             totals.clockOffset = outcome.clockOffset
+            totals.through = outcome.cursor.lastEventId
             try await database.noteShipped(
                 target: configuration.url.description,
                 through: outcome.cursor.lastEventId,

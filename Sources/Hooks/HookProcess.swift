@@ -20,7 +20,7 @@ enum HookProcess {
     ///
     /// - Returns: how it ended (`exit 0`, `signal 9`, `timed out after 60 s`, `could not start: …`),
     ///   or `nil` when qmplog is stopping: the run is cut short and stays pending.
-    static func run(_ command: [String], environment: [String: String], timeout: Duration) async -> String? {
+    static func run(_ command: [String], environment: [String: String], timeout: Duration) async -> Outcome? {
         var options = PlatformOptions()
         options.processGroupID = 0
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(2))]
@@ -34,10 +34,9 @@ enum HookProcess {
         let finalVariables = variables
         let finalOptions = options
         let group = HookGroup()
-        let timedOut = "timed out after \(timeout.components.seconds) s"
-        let outcome: String?  // nil: cut short by qmplog's stop
+        let outcome: Outcome?  // nil: cut short by qmplog's stop
         do {
-            outcome = try await withThrowingTaskGroup(of: String.self) { tasks in
+            outcome = try await withThrowingTaskGroup(of: Outcome.self) { tasks in
                 tasks.addTask {
                     let result = try await Subprocess.run(
                         executable,
@@ -51,25 +50,44 @@ enum HookProcess {
                         group.id.store(execution.processIdentifier.value, ordering: .releasing)
                     }
                     switch result.terminationStatus {
-                    case .exited(let code): return "exit \(code)"
-                    case .signaled(let signal): return "signal \(signal)"
+                    case .exited(let code): return .exited(code)
+                    case .signaled(let signal): return .signaled(signal)
                     }
                 }
                 tasks.addTask {
                     try await Task.sleep(for: timeout)
-                    return timedOut
+                    return .timedOut(after: timeout)
                 }
                 let first = try await tasks.next()
-                if Task.isCancelled || first == timedOut { group.signal(SIGTERM) }
+                if Task.isCancelled || first?.isTimeout == true { group.signal(SIGTERM) }
                 tasks.cancelAll()
                 return Task.isCancelled ? nil : first
             }
         } catch {
-            outcome = Task.isCancelled || error is CancellationError ? nil : "could not start: \(error)"
+            outcome = Task.isCancelled || error is CancellationError ? nil : .couldNotStart("\(error)")
         }
         // The run's own teardown gave the hook 2 s after SIGTERM; what is left of its group goes now.
-        if outcome == nil || outcome == timedOut { group.signal(SIGKILL) }
+        if outcome == nil || outcome?.isTimeout == true { group.signal(SIGKILL) }
         return outcome
+    }
+
+    /// How a hook's run ended; its description is what the database keeps.
+    enum Outcome: Sendable, Equatable, CustomStringConvertible {
+        case exited(Int32)
+        case signaled(Int32)
+        case timedOut(after: Duration)
+        case couldNotStart(String)
+
+        var isTimeout: Bool { if case .timedOut = self { true } else { false } }
+
+        var description: String {
+            switch self {
+            case .exited(let code): "exit \(code)"
+            case .signaled(let signal): "signal \(signal)"
+            case .timedOut(let timeout): "timed out after \(timeout.components.seconds) s"
+            case .couldNotStart(let error): "could not start: \(error)"
+            }
+        }
     }
 
     /// Variables a hook gets from qmplog's environment; others only when `--hook-env` names them

@@ -1,4 +1,5 @@
 package import EventStore
+package import Health
 package import Logging
 import Reports
 import ServiceLifecycle
@@ -44,6 +45,8 @@ package struct IncidentHooks: Service {
     let passedEnvironment: [String]
     /// `record --once`: at the recorder's end, tell what it committed and wait for those runs.
     let drainsOnShutdown: Bool
+    /// Counts each hook's runs by outcome (`qmplog_hook_runs_total`).
+    let health: RecorderHealth
 
     package init(
         database: EventDatabase,
@@ -53,8 +56,13 @@ package struct IncidentHooks: Service {
         logger: Logger,
         passedEnvironment: [String] = [],
         drainsOnShutdown: Bool = false,
+        health: RecorderHealth = RecorderHealth(),
         now: @escaping @Sendable () -> Int64
     ) {
+        self.health = health
+        for (index, hook) in hooks.enumerated() {
+            health.declareHook(position: index + 1, on: hook.classes.joined(separator: ","))
+        }
         self.database = database
         self.hooks = hooks
         self.limits = limits
@@ -182,6 +190,7 @@ package struct IncidentHooks: Service {
                 "Hook queue full: run dropped",
                 metadata: metadata(run).merging(["hooks.queue": "\(limits.queue)"]) { $1 }
             )
+            count(run, .dropped)
             await finish(run, outcome: "dropped: \(limits.queue) runs of this hook were waiting")
         }
     }
@@ -208,9 +217,10 @@ package struct IncidentHooks: Service {
         let environment = HookProcess.environment(for: run, databasePath: database.path, passing: passedEnvironment)
         guard let outcome = await HookProcess.run(hook.command, environment: environment, timeout: limits.timeout)
         else { return }
-        let level: Logger.Level = outcome == "exit 0" ? .info : .warning
+        count(run, outcome == .exited(0) ? .ok : outcome.isTimeout ? .timeout : .failed)
+        let level: Logger.Level = outcome == .exited(0) ? .info : .warning
         logger.log(level: level, "Hook ran", metadata: metadata(run).merging(["hook.outcome": "\(outcome)"]) { $1 })
-        await finish(run, outcome: outcome)
+        await finish(run, outcome: outcome.description)
     }
 
     private func finish(_ run: PendingHookRun, outcome: String) async {
@@ -222,6 +232,11 @@ package struct IncidentHooks: Service {
                 metadata: metadata(run).merging(["error": "\(error)"]) { $1 }
             )
         }
+    }
+
+    private func count(_ run: PendingHookRun, _ outcome: RecorderHealth.HookOutcome) {
+        guard let position = hooks.firstIndex(where: { $0.key == run.hook }) else { return }
+        health.hookRun(position: position + 1, on: hooks[position].classes.joined(separator: ","), outcome: outcome)
     }
 
     private func metadata(_ run: PendingHookRun) -> Logger.Metadata {

@@ -67,6 +67,36 @@ package enum FleetMetrics {
             watchdog.samples.append(([("vm", vm(id)), ("action", bounded(key[0]))], value))
         }
 
+        var stops = MetricFamily(
+            name: "qmplog_vm_stops_total",
+            help: "Stops (a QEMU that ended) by class, as report stops classifies them.",
+            kind: .counter
+        )
+        var loops = MetricFamily(
+            name: "qmplog_vm_crash_loops_total",
+            help: "Crash loops (panics, watchdog firings or kills in quick succession), as report stops finds them.",
+            kind: .counter
+        )
+        // One VM's timeline in memory at a time: a scrape must not cost the recorder the fleet's.
+        let (stopList, loopList) = try await StopReport.analyze(data, oneVMAtATime: true)
+        var stopTotals: [Int64: [String: Int64]] = [:]
+        for stop in stopList { stopTotals[stop.machineId, default: [:]][stop.stopClass.rawValue, default: 0] += 1 }
+        stops.samples += samples(stopTotals, label: "class", vm: vm)
+        var loopTotals: [Int64: Int64] = [:]
+        for loop in loopList { loopTotals[loop.machineId, default: 0] += 1 }
+        loops.samples += loopTotals.sorted { vm($0.key) < vm($1.key) }.map { ([("vm", vm($0.key))], $0.value) }
+
+        var pauses = MetricFamily(
+            name: "qmplog_vm_pauses_total",
+            help: "Pause episodes by cause, as report pauses finds them.",
+            kind: .counter
+        )
+        var pauseTotals: [Int64: [String: Int64]] = [:]
+        for episode in try await PauseReport.analyze(data) {
+            pauseTotals[episode.machineId, default: [:]][episode.cause.rawValue, default: 0] += 1
+        }
+        pauses.samples += samples(pauseTotals, label: "cause", vm: vm)
+
         var events = MetricFamily(
             name: "qmplog_events_total",
             help: "Events recorded, by event name.",
@@ -96,6 +126,12 @@ package enum FleetMetrics {
             help: "1 when this recorder is attached to the VM's monitor now, else 0.",
             kind: .gauge
         )
+        var lost = MetricFamily(
+            name: "qmplog_vm_monitor_lost",
+            help:
+                "1 when the VM's monitor connection failed while the VM was not shut down (it may run unwatched), else 0.",
+            kind: .gauge
+        )
         for overview in try await database.machineOverviews(
             stateEvents: StateReport.stateEvents,
             settling: StateReport.settlingEvents,
@@ -106,6 +142,9 @@ package enum FleetMetrics {
             var current = StateReport.state(forStatus: overview.latestStatus)
             for name in overview.latestStateEvents { current = StateReport.state(after: name, from: current) }
             let now = overview.attached ? current.rawValue : "unknown"
+            // EOF is QEMU's own end (a kill is a stop); an error is the connection's, QEMU may live on.
+            let failed = overview.endReason?.hasPrefix("error") == true && current != .shutdown
+            lost.samples.append(([("vm", vm(overview.machine.id))], !overview.attached && failed ? 1 : 0))
             for name in StateReport.State.allCases.map(\.rawValue) + ["unknown"] {
                 state.samples.append(([("vm", vm(overview.machine.id)), ("state", name)], name == now ? 1 : 0))
             }
@@ -125,7 +164,9 @@ package enum FleetMetrics {
             kind: .gauge,
             samples: [([("version", version)], 1)]
         )
-        return ([shutdowns, resets, panics, watchdog, events, state, info, build] + (monitors ? [connected] : []))
+        return
+            ([shutdowns, resets, panics, watchdog, stops, loops, pauses, events, state, info, build]
+            + (monitors ? [connected, lost] : []))
             .map(merged)
     }
 

@@ -1,6 +1,7 @@
 package import EventStore
 import Foundation
 import HTTPTypes
+package import Health
 package import Hummingbird
 package import Logging
 import NIOCore
@@ -17,19 +18,21 @@ package struct WebServer: Sendable {
     let version: String
     let now: @Sendable () -> Int64
     /// Served from inside a recorder: its open sessions are its live monitors.
-    let inRecorder: Bool
+    var inRecorder: Bool { health != nil }
+    /// The recorder's own figures, when served from inside one.
+    let health: RecorderHealth?
     /// Every route's database work goes through it (see ``OneAtATime``).
     let reads = OneAtATime()
 
     package init(
         database: EventDatabase,
         version: String,
-        inRecorder: Bool = false,
+        recorder health: RecorderHealth? = nil,
         now: @escaping @Sendable () -> Int64
     ) {
         self.database = database
         self.version = version
-        self.inRecorder = inRecorder
+        self.health = health
         self.now = now
     }
 
@@ -116,7 +119,7 @@ package struct WebServer: Sendable {
         return Response(
             status: .ok,
             headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(string: PrometheusText.render(families)))
+            body: .init(byteBuffer: ByteBuffer(string: PrometheusText.render(families) + (health?.render() ?? "")))
         )
     }
 

@@ -25,11 +25,13 @@ struct ListenerAccessTests {
             let socket = own + "/listen-\(allowed).sock"
             let database = own + "/events-\(allowed).sqlite"
             let log = directory.file("record-\(allowed).log")
+            let port = try ServeTests.Fleet.freePort()
             let recorder = try ChildProcess(
                 "/usr/bin/setpriv",
                 arguments: [
                     "--reuid=65534", "--regid=65534", "--clear-groups", QmplogBinaryTests.binary, "record",
                     "--db", database, "--listen", socket, "--listen-group", "nogroup", "--listen-allow-uid", allowed,
+                    "--http", "127.0.0.1:\(port)",
                 ],
                 outputPath: log
             )
@@ -54,6 +56,9 @@ struct ListenerAccessTests {
                 }
                 let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
                 #expect(text.contains("uid 0") && text.contains("its user is not allowed"), "\(text)")
+                // and counted where Prometheus sees it.
+                let metrics = try await ServeTests.Fleet.get("http://127.0.0.1:\(port)/metrics").body
+                #expect(metrics.contains("\nqmplog_recorder_connections_refused_total 1\n"), "\(metrics)")
             }
             await qemu.close()
             recorder.send(signal: SIGTERM)

@@ -11,6 +11,8 @@ public struct MachineOverview: Sendable {
     public var latestStateEvents: [String]
     /// The QEMU version its latest session reported.
     public var qemuVersion: String?
+    /// Why its latest session ended (`eof`, `recorder-stopped`, `error: …`); nil while open.
+    public var endReason: String?
 }
 
 extension EventDatabase {
@@ -39,7 +41,9 @@ extension EventDatabase {
                            (SELECT s.id FROM session s WHERE \(recorded)
                             ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS lastSession,
                            (SELECT s.qemuVersion FROM session s WHERE \(recorded)
-                            ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS qemuVersion
+                            ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS qemuVersion,
+                           (SELECT s.endReason FROM session s WHERE \(recorded)
+                            ORDER BY s.startedAt DESC, s.id DESC LIMIT 1) AS endReason
                     FROM machine m ORDER BY COALESCE(m.name, m.uuid, m.endpoint)
                     """
             )
@@ -73,7 +77,8 @@ extension EventDatabase {
                     latestStatus: row["status"],
                     attached: row["attached"] ?? false,
                     latestStateEvents: names,
-                    qemuVersion: row["qemuVersion"]
+                    qemuVersion: row["qemuVersion"],
+                    endReason: row["endReason"]
                 )
             }
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Collector
 import EventStore
 import Foundation
+import Health
 import Hooks
 import Logging
 import QMP
@@ -384,6 +385,8 @@ extension QMPLogCommand {
                 ]
             )
             let hooks = try hooks()
+            let health = RecorderHealth()
+            configuration.health = health
             let commits = CommitCounter()
             if !hooks.isEmpty { configuration.onCommit = commits.increment }
             let service = CollectorService(configuration: configuration, database: database, logger: logger)
@@ -403,6 +406,7 @@ extension QMPLogCommand {
                     logger: logger,
                     passedEnvironment: hookEnvironment,
                     drainsOnShutdown: once,
+                    health: health,
                     now: FilterOptions.now
                 )
                 services.append(.init(service: incidentHooks, successTerminationBehavior: .ignore))
@@ -411,7 +415,7 @@ extension QMPLogCommand {
                 let server = WebServer(
                     database: database,
                     version: QMPLogCommand.configuration.version,
-                    inRecorder: true,
+                    recorder: health,
                     now: FilterOptions.now
                 )
                 services.append(.init(service: try httpAddress.application(serving: server, logger: logger)))
@@ -420,7 +424,8 @@ extension QMPLogCommand {
                 let shipper = Shipper(
                     database: database,
                     configuration: try ship.configuration(to: shipTo, logger: logger),
-                    logger: logger
+                    logger: logger,
+                    health: health
                 )
                 services.append(.init(service: shipper, successTerminationBehavior: .ignore))
             }

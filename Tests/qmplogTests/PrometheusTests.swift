@@ -1,0 +1,280 @@
+import EventStore
+import Foundation
+import QMPTestSupport
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// contrib/prometheus and contrib/grafana as an operator uses them: promtool's own rule tests, and
+/// Debian's real Prometheus scraping a recorder (`record --http`) and `serve`, evaluating the rules
+/// and answering the dashboard's queries.
+@Suite(.serialized)
+struct PrometheusTests {
+    static let contrib = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("contrib")
+    static let promtool = "/usr/bin/promtool"
+    static let prometheus = "/usr/bin/prometheus"
+
+    /// Prometheus is required in CI (QMPLOG_REQUIRE_QEMU) and skipped elsewhere when not installed.
+    static func installed(_ program: String) throws -> Bool {
+        let found = FileManager.default.isExecutableFile(atPath: program)
+        try #require(found || !QEMUProcess.isRequired, "\(program) is not installed (apt-get install prometheus)")
+        return found
+    }
+
+    @Test func theRulesAreValidAndPassTheirUnitTests() async throws {
+        guard try Self.installed(Self.promtool) else { return }
+        let directory = try TemporaryDirectory(prefix: "rules")
+        defer { directory.remove() }
+        let rules = Self.contrib.appendingPathComponent("prometheus")
+        let check = try await ServeTests.run(
+            Self.promtool,
+            ["check", "rules", rules.appendingPathComponent("qmplog.rules.yml").path],
+            in: directory
+        )
+        #expect(check.code == 0, "\(check.output)")
+        let test = try await ServeTests.run(
+            Self.promtool,
+            ["test", "rules", rules.appendingPathComponent("qmplog.rules.test.yml").path],
+            in: directory
+        )
+        #expect(test.code == 0 && test.output.contains("SUCCESS"), "\(test.output)")
+    }
+
+    @Test func aRealPrometheusFiresTheAlertsAndAnswersEveryDashboardQuery() async throws {
+        guard try Self.installed(Self.prometheus) else { return }
+        let directory = try TemporaryDirectory(prefix: "prometheus")
+        defer { directory.remove() }
+        let watched = directory.file("vms")
+        try FileManager.default.createDirectory(atPath: watched, withIntermediateDirectories: true)
+        let database = directory.file("events.sqlite")
+        let now = Int64(Date().timeIntervalSince1970)
+        let recorderPort = try ServeTests.Fleet.freePort()
+        let recorder = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: ["record", "--db", database, "--watch", watched, "--http", "127.0.0.1:\(recorderPort)"],
+            outputPath: directory.file("record.out")
+        )
+        defer { recorder.kill9() }
+        var connected: [FakeQMPServer] = []
+        defer { for server in connected { Task { await server.stop() } } }
+        /// A VM at a new socket of the watched directory, sending `events` (seconds before now); once
+        /// they are stored its QEMU goes (a kill), unless it `stays`.
+        func vm(_ name: String, socket: String, _ events: [(String, String?, Int64)], stays: Bool = false)
+            async throws
+        {
+            let stored = try await EventDatabase.openForReading(path: database).allEvents().count
+            let server = try await FakeQMPServer.start(
+                at: "\(watched)/\(socket).qmp",
+                behavior: .qemu(
+                    name: name,
+                    events: events.map { FakeQMPBehavior.event($0.0, data: $0.1, seconds: now - $0.2, micro: 0) },
+                    close: false
+                )
+            )
+            try await RecordHooksTests.waitUntil(timeout: .seconds(60)) {
+                try await EventDatabase.openForReading(path: database).allEvents().count == stored + events.count
+            }
+            if stays { connected.append(server) } else { await server.stop() }
+        }
+        /// Three panics a minute apart: a crash loop, and three pause episodes.
+        func panics(at start: Int64) -> [(String, String?, Int64)] {
+            let panic =
+                #"{"action": "pause", "info": {"type": "hyper-v", "arg1": 1, "arg2": 0, "arg3": 0, "arg4": 0, "arg5": 0}}"#
+            return [120, 60, 0].flatMap { offset -> [(String, String?, Int64)] in
+                [
+                    ("GUEST_PANICKED", panic, start + offset), ("STOP", nil, start + offset),
+                    ("RESET", #"{"guest": false, "reason": "host-qmp-system-reset"}"#, start + offset - 1),
+                    ("RESUME", nil, start + offset - 1),
+                ]
+            }
+        }
+        // History Prometheus meets: a crash loop, a panic, a guest's and a host's shutdown.
+        try await RecordHooksTests.waitUntil {
+            (try? await ServeTests.Fleet.get("http://127.0.0.1:\(recorderPort)/metrics"))?.status == 200
+        }
+        try await vm("looper", socket: "looper-1", panics(at: 3 * 3600))
+        try await vm("panicky", socket: "panicky-1", [("GUEST_PANICKED", #"{"action": "poweroff"}"#, 3000)])
+        try await vm(
+            "clean",
+            socket: "clean",
+            [
+                ("SHUTDOWN", #"{"guest": true, "reason": "guest-shutdown"}"#, 2000),
+                ("RESET", #"{"guest": true, "reason": "guest-reset"}"#, 1900),
+                ("SHUTDOWN", #"{"guest": false, "reason": "host-signal"}"#, 1000),
+            ],
+            stays: true
+        )
+        let servePort = try ServeTests.Fleet.freePort()
+        let serve = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: ["serve", "--db", database, "--http", "127.0.0.1:\(servePort)"],
+            outputPath: directory.file("serve.out")
+        )
+        defer { serve.kill9() }
+
+        let prometheusPort = try ServeTests.Fleet.freePort()
+        let configuration = """
+            global:
+              scrape_interval: 1s
+              evaluation_interval: 1s
+            rule_files:
+              - \(Self.contrib.appendingPathComponent("prometheus/qmplog.rules.yml").path)
+            scrape_configs:
+              - job_name: qmplog
+                static_configs:
+                  - targets: ["127.0.0.1:\(recorderPort)", "127.0.0.1:\(servePort)"]
+            """
+        try configuration.write(toFile: directory.file("prometheus.yml"), atomically: true, encoding: .utf8)
+        let server = try ChildProcess(
+            Self.prometheus,
+            arguments: [
+                "--config.file=\(directory.file("prometheus.yml"))",
+                "--storage.tsdb.path=\(directory.file("tsdb"))",
+                "--web.listen-address=127.0.0.1:\(prometheusPort)",
+            ],
+            outputPath: directory.file("prometheus.out")
+        )
+        defer { server.kill9() }
+        let api = "http://127.0.0.1:\(prometheusPort)/api/v1"
+        func query(_ expression: String) async throws -> [[String: Any]] {
+            var components = URLComponents(string: "\(api)/query")!
+            components.queryItems = [URLQueryItem(name: "query", value: expression)]
+            let body = try await ServeTests.Fleet.get(components.url!.absoluteString).body
+            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+            guard json?["status"] as? String == "success" else { throw QEMUTestError("\(expression): \(body)") }
+            return (json?["data"] as? [String: Any])?["result"] as? [[String: Any]] ?? []
+        }
+        let output = { [directory] in
+            ["record.out", "serve.out", "prometheus.out"].map {
+                "\($0):\n" + ((try? String(contentsOfFile: directory.file($0), encoding: .utf8)) ?? "")
+            }.joined(separator: "\n")
+        }
+
+        // Both targets scraped, the history's loop seen by both, twice.
+        try await RecordHooksTests.waitUntil(timeout: .seconds(90)) {
+            try await query(#"count_over_time(qmplog_vm_crash_loops_total{vm="looper"}[1m]) >= 2"#).count == 2
+        }
+        #expect(
+            try await query(#"ALERTS{alertname=~"QmplogCrashLoop|QmplogGuestPanic"}"#).isEmpty,
+            "history is no news"
+        )
+
+        // Then the VM loops again and another panics, while Prometheus watches.
+        try await vm("looper", socket: "looper-2", panics(at: 1800))
+        try await vm("panicky", socket: "panicky-2", [("GUEST_PANICKED", #"{"action": "poweroff"}"#, 600)])
+        func firing() async throws -> Set<String> {
+            let body = try await ServeTests.Fleet.get("\(api)/alerts").body
+            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+            let alerts = (json?["data"] as? [String: Any])?["alerts"] as? [[String: Any]] ?? []
+            return Set(
+                alerts.filter { $0["state"] as? String == "firing" }.compactMap {
+                    let labels = $0["labels"] as? [String: String]
+                    return labels.map { "\($0["alertname"] ?? "") \($0["vm"] ?? "") \($0["instance"] ?? "")" }
+                }
+            )
+        }
+        do {
+            try await RecordHooksTests.waitUntil(timeout: .seconds(90)) {
+                let alerts = try await firing()
+                return [recorderPort, servePort].allSatisfy { port in
+                    alerts.contains("QmplogCrashLoop looper 127.0.0.1:\(port)")
+                        && alerts.contains("QmplogGuestPanic panicky 127.0.0.1:\(port)")
+                }
+            }
+        } catch {
+            Issue.record("alerts firing: \((try? await firing()) ?? [])\n\(output())")
+            return
+        }
+        #expect(!(try await firing()).contains { $0.hasPrefix("QmplogGuestPanic clean") })
+
+        // Every query of the dashboard, with its variables at "All", has data.
+        let dashboard = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: Self.contrib.appendingPathComponent("grafana/qmplog.json"))
+        )
+        let panels = try #require((dashboard as? [String: Any])?["panels"] as? [[String: Any]])
+        #expect(panels.count >= 10)
+        for panel in panels {
+            for target in panel["targets"] as? [[String: Any]] ?? [] {
+                let expression = try #require(target["expr"] as? String)
+                    .replacingOccurrences(of: "$__rate_interval", with: "5m")
+                    .replacingOccurrences(of: "$host", with: ".*").replacingOccurrences(of: "$vm", with: ".*")
+                #expect(try await !query(expression).isEmpty, "\(panel["title"] ?? ""): \(expression)")
+            }
+        }
+    }
+    /// `record --http`'s own figures: what it stored, its monitors and hooks, each moving
+    /// as the recorder does, in a text promtool accepts.
+    @Test func theRecordersOwnHealthFollowsWhatItDoes() async throws {
+        let directory = try TemporaryDirectory(prefix: "health")
+        defer { directory.remove() }
+        let database = directory.file("events.sqlite")
+        let now = Int64(Date().timeIntervalSince1970)
+        let panic = [
+            FakeQMPBehavior.event("GUEST_PANICKED", data: #"{"action": "pause"}"#, seconds: now, micro: 0),
+            FakeQMPBehavior.event("STOP", seconds: now, micro: 1),
+        ]
+        let stays = try await FakeQMPServer.start(
+            at: directory.file("stays.qmp"),
+            behavior: .qemu(name: "stays", events: panic, close: false)
+        )
+        defer { Task { await stays.stop() } }
+        let goes = try await FakeQMPServer.start(
+            at: directory.file("goes.qmp"),
+            behavior: .qemu(name: "goes", events: panic, close: false)
+        )
+        let port = try ServeTests.Fleet.freePort()
+        let recorder = try RecordHooksTests.record(
+            [
+                "--db", database, stays.path, goes.path, "--http", "127.0.0.1:\(port)", "--on", "panic", "--exec",
+                "/bin/true", "--on", "any-pause",
+                "--exec", "/bin/false",
+            ],
+            in: directory
+        )
+        defer { recorder.kill9() }
+        var metrics = ""
+        func value(_ sample: String) async throws -> Double? {
+            metrics = try await ServeTests.Fleet.get("http://127.0.0.1:\(port)/metrics").body
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix(sample + " ") }
+            return line?.split(separator: " ").last.flatMap { Double($0) }
+        }
+        do {
+            try await RecordHooksTests.waitUntil(timeout: .seconds(60)) {
+                let stored = try await value("qmplog_recorder_events_stored_total")
+                let connected = try await value(#"qmplog_recorder_monitors{state="connected"}"#)
+                return stored == 4 && connected == 2
+            }
+        } catch {
+            Issue.record("\(metrics)\n\(RecordHooksTests.output(directory))")
+            return
+        }
+        #expect(try await value("qmplog_recorder_commit_duration_seconds_count") ?? 0 >= 1)
+        #expect(try await value("qmplog_recorder_writer_backlog_events") == 0)
+
+        // The hooks ran (a pause hook failing), and a monitor gone is retried.
+        try await RecordHooksTests.waitUntil(timeout: .seconds(60)) {
+            let ok = try await value(#"qmplog_hook_runs_total{hook="1",on="panic",outcome="ok"}"#)
+            let failed = try await value(#"qmplog_hook_runs_total{hook="2",on="any-pause",outcome="failed"}"#)
+            return ok == 2 && failed == 2
+        }
+        #expect(try await value(#"qmplog_hook_runs_total{hook="1",on="panic",outcome="timeout"}"#) == 0)
+        await goes.stop()
+        try await RecordHooksTests.waitUntil(timeout: .seconds(30)) {
+            let retrying = try await value(#"qmplog_recorder_monitors{state="retrying"}"#)
+            let connected = try await value(#"qmplog_recorder_monitors{state="connected"}"#)
+            // The session's end is committed by the writer, after the monitor is counted gone.
+            let attached = try await value(#"qmplog_vm_monitor_connected{vm="goes"}"#)
+            return retrying == 1 && connected == 1 && attached == 0
+        }
+        #expect(try await value(#"qmplog_vm_monitor_lost{vm="goes"}"#) == 0, "EOF is QEMU's own end")
+
+        guard try Self.installed(Self.promtool) else { return }
+        let file = directory.file("metrics.txt")
+        try metrics.write(toFile: file, atomically: true, encoding: .utf8)
+        let check = try await ServeTests.run(Self.promtool, ["check", "metrics"], stdin: file, in: directory)
+        #expect(check.code == 0, "\(check.output)")
+    }
+}
