@@ -67,35 +67,7 @@ package enum FleetMetrics {
             watchdog.samples.append(([("vm", vm(id)), ("action", bounded(key[0]))], value))
         }
 
-        var stops = MetricFamily(
-            name: "qmplog_vm_stops_total",
-            help: "Stops (a QEMU that ended) by class, as report stops classifies them.",
-            kind: .counter
-        )
-        var loops = MetricFamily(
-            name: "qmplog_vm_crash_loops_total",
-            help: "Crash loops (panics, watchdog firings or kills in quick succession), as report stops finds them.",
-            kind: .counter
-        )
-        // One VM's timeline in memory at a time: a scrape must not cost the recorder the fleet's.
-        let (stopList, loopList) = try await StopReport.analyze(data, oneVMAtATime: true)
-        var stopTotals: [Int64: [String: Int64]] = [:]
-        for stop in stopList { stopTotals[stop.machineId, default: [:]][stop.stopClass.rawValue, default: 0] += 1 }
-        stops.samples += samples(stopTotals, label: "class", vm: vm)
-        var loopTotals: [Int64: Int64] = [:]
-        for loop in loopList { loopTotals[loop.machineId, default: 0] += 1 }
-        loops.samples += loopTotals.sorted { vm($0.key) < vm($1.key) }.map { ([("vm", vm($0.key))], $0.value) }
-
-        var pauses = MetricFamily(
-            name: "qmplog_vm_pauses_total",
-            help: "Pause episodes by cause, as report pauses finds them.",
-            kind: .counter
-        )
-        var pauseTotals: [Int64: [String: Int64]] = [:]
-        for episode in try await PauseReport.analyze(data) {
-            pauseTotals[episode.machineId, default: [:]][episode.cause.rawValue, default: 0] += 1
-        }
-        pauses.samples += samples(pauseTotals, label: "cause", vm: vm)
+        let recent = try await recentIncidents(of: database, now: now, name: vm)
 
         var events = MetricFamily(
             name: "qmplog_events_total",
@@ -165,9 +137,96 @@ package enum FleetMetrics {
             samples: [([("version", version)], 1)]
         )
         return
-            ([shutdowns, resets, panics, watchdog, stops, loops, pauses, events, state, info, build]
+            ([shutdowns, resets, panics, watchdog] + recent + [events, state, info, build]
             + (monitors ? [connected, lost] : []))
             .map(merged)
+    }
+
+    /// How far back the stop, pause and crash-loop figures look: their classification walks every
+    /// event of its window, so a scrape reads a day of events, not the whole history.
+    static let recentWindow: Int64 = 86_400_000_000
+
+    /// The last day's stops by class, pauses by cause and crash loops, with when each last
+    /// happened (for alerts that must not depend on a series existing before), and the cause of
+    /// each pause under way.
+    private static func recentIncidents(of database: EventDatabase, now: Int64, name vm: (Int64) -> String)
+        async throws -> [MetricFamily]
+    {
+        let data = try await ReportData(database: database, query: ReportQuery(since: now - recentWindow, now: now))
+        let (stopList, loopList) = try await StopReport.analyze(data)
+        var stopCounts: [Int64: [String: Int64]] = [:]
+        var stopTimes: [Int64: [String: Int64]] = [:]
+        for stop in stopList {
+            stopCounts[stop.machineId, default: [:]][stop.stopClass.rawValue, default: 0] += 1
+            stopTimes[stop.machineId, default: [:]][stop.stopClass.rawValue] = max(
+                stop.time,
+                stopTimes[stop.machineId]?[stop.stopClass.rawValue] ?? .min
+            )
+        }
+        var loopTimes: [Int64: [String: Int64]] = [:]
+        for loop in loopList {
+            loopTimes[loop.machineId, default: [:]]["loop"] = max(
+                loop.until,
+                loopTimes[loop.machineId]?["loop"] ?? .min
+            )
+        }
+        var pauseCounts: [Int64: [String: Int64]] = [:]
+        var pausedBy: [Int64: [String: Int64]] = [:]
+        for episode in try await PauseReport.analyze(data, maximumLookback: IncidentDetector.lookback(data.query)) {
+            if episode.start >= now - recentWindow {
+                pauseCounts[episode.machineId, default: [:]][episode.cause.rawValue, default: 0] += 1
+            }
+            if episode.ongoing { pausedBy[episode.machineId, default: [:]][episode.cause.rawValue] = 1 }
+        }
+        func family(_ name: String, _ help: String, _ values: [Int64: [String: Int64]], label: String?, seconds: Bool)
+            -> MetricFamily
+        {
+            var family = MetricFamily(name: name, help: help, kind: .gauge)
+            for (id, byLabel) in values.sorted(by: { vm($0.key) < vm($1.key) }) {
+                for (value, number) in byLabel.sorted(by: { $0.key < $1.key }) {
+                    let labels = [("vm", vm(id))] + (label.map { [($0, value)] } ?? [])
+                    family.samples.append((labels, seconds ? number / 1_000_000 : number))
+                }
+            }
+            return family
+        }
+        return [
+            family(
+                "qmplog_vm_stops_last24h",
+                "Stops (a QEMU that ended) in the last 24 hours by class, as report stops classifies them.",
+                stopCounts,
+                label: "class",
+                seconds: false
+            ),
+            family(
+                "qmplog_vm_last_stop_timestamp_seconds",
+                "When the VM last stopped with each class, within the last 24 hours (Unix time).",
+                stopTimes,
+                label: "class",
+                seconds: true
+            ),
+            family(
+                "qmplog_vm_last_crash_loop_timestamp_seconds",
+                "The latest crash of the VM's latest crash loop (panics, watchdog firings or kills in quick succession), within the last 24 hours.",
+                loopTimes,
+                label: nil,
+                seconds: true
+            ),
+            family(
+                "qmplog_vm_pauses_last24h",
+                "Pause episodes that began in the last 24 hours, by cause, as report pauses finds them.",
+                pauseCounts,
+                label: "cause",
+                seconds: false
+            ),
+            family(
+                "qmplog_vm_paused_by",
+                "1 for a VM paused now, labelled with the cause of its pause (io-error, watchdog, guest-panic, host-stop, suspend, unknown).",
+                pausedBy,
+                label: "cause",
+                seconds: false
+            ),
+        ]
     }
 
     /// `family` with samples whose labels came out the same (two reasons a peer invented are both

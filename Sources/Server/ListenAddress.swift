@@ -83,8 +83,8 @@ package struct ListenAddress: Sendable, Equatable {
     }
 
     /// How people write it in a URL: IPv6 in brackets.
-    package func url(port: Int) -> String {
-        address.contains(":") ? "http://[\(address)]:\(port)/" : "http://\(address):\(port)/"
+    package func url(port: Int, scheme: String = "http") -> String {
+        address.contains(":") ? "\(scheme)://[\(address)]:\(port)/" : "\(scheme)://\(address):\(port)/"
     }
 }
 

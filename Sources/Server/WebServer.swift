@@ -3,6 +3,8 @@ import Foundation
 import HTTPTypes
 package import Health
 package import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 package import Logging
 import NIOCore
 import Reports
@@ -52,10 +54,17 @@ package struct WebServer: Sendable {
         return fields
     }()
 
-    /// - Parameter allowedHosts: the `Host` names requests may carry; `nil` for any (`--allow-remote`).
-    package func router(allowedHosts: Set<String>?) -> Router<BasicRequestContext> {
+    /// - Parameters:
+    ///   - allowedHosts: the `Host` names requests may carry; `nil` for any (`--allow-remote`).
+    ///   - users: `basic_auth_users` of `--web-config` (user → bcrypt hash); empty: no authentication.
+    package func router(
+        allowedHosts: Set<String>?,
+        users: [String: String] = [:],
+        logger: Logger = Logger(label: "qmplog.http")
+    ) -> Router<BasicRequestContext> {
         let router = Router(options: .autoGenerateHeadEndpoints)
         router.add(middleware: HTTPGuard(allowedHosts: allowedHosts))
+        if !users.isEmpty { router.add(middleware: BasicAuthGuard(users: users, logger: logger)) }
         router.get("/metrics") { _, _ in try await reads.run { try await metrics() } }
         router.get("/api/reports/:kind") { request, context in
             try await answer {
@@ -202,28 +211,32 @@ package struct WebServer: Sendable {
         address: String,
         port: Int,
         allowRemote: Bool,
+        webConfig: WebConfig = WebConfig(),
         logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) throws -> some ApplicationProtocol {
         let tracker = HTTPConnectionTracker(
             maximum: HTTPConnectionLimits.maximumConnections(descriptorLimit: HTTPConnectionLimits.descriptorLimit),
             logger: logger
         )
+        let http: HTTPServerBuilder = .http1(
+            configuration: .init(
+                additionalChannelHandlers: [
+                    TrackedConnectionHandler(tracker: tracker),
+                    SecurityHeadersHandler(),
+                    IdleStateHandler(allTimeout: HTTPConnectionLimits.stallTimeout),
+                    StalledConnectionCloser(),
+                ],
+                idleTimeout: HTTPConnectionLimits.idleTimeout
+            )
+        )
         return Application(
             router: router(
-                allowedHosts: allowRemote ? nil : HTTPGuard<BasicRequestContext>.loopbackHosts(bound: address)
+                allowedHosts: allowRemote ? nil : HTTPGuard<BasicRequestContext>.loopbackHosts(bound: address),
+                users: webConfig.users,
+                logger: logger
             ),
-            server: .http1(
-                configuration: .init(
-                    additionalChannelHandlers: [
-                        TrackedConnectionHandler(tracker: tracker),
-                        SecurityHeadersHandler(),
-                        IdleStateHandler(allTimeout: HTTPConnectionLimits.stallTimeout),
-                        StalledConnectionCloser(),
-                    ],
-                    idleTimeout: HTTPConnectionLimits.idleTimeout
-                )
-            ),
+            server: try webConfig.tls.map { try .tls(http, tlsConfiguration: $0) } ?? http,
             configuration: ApplicationConfiguration(
                 address: .hostname(address, port: port),
                 serverName: "qmplog"

@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import HummingbirdBcrypt
 import QMPTestSupport
 import Testing
 
@@ -91,7 +92,7 @@ struct PrometheusTests {
                 ]
             }
         }
-        // History Prometheus meets: a crash loop, a panic, a guest's and a host's shutdown.
+        // History Prometheus meets: a crash loop 3 h ago, a panic, a guest's and a host's shutdown.
         try await RecordHooksTests.waitUntil {
             (try? await ServeTests.Fleet.get("http://127.0.0.1:\(recorderPort)/metrics"))?.status == 200
         }
@@ -155,15 +156,17 @@ struct PrometheusTests {
 
         // Both targets scraped, the history's loop seen by both, twice.
         try await RecordHooksTests.waitUntil(timeout: .seconds(90)) {
-            try await query(#"count_over_time(qmplog_vm_crash_loops_total{vm="looper"}[1m]) >= 2"#).count == 2
+            try await query(#"count_over_time(qmplog_vm_last_crash_loop_timestamp_seconds{vm="looper"}[1m]) >= 2"#)
+                .count == 2
         }
         #expect(
             try await query(#"ALERTS{alertname=~"QmplogCrashLoop|QmplogGuestPanic"}"#).isEmpty,
             "history is no news"
         )
 
-        // Then the VM loops again and another panics, while Prometheus watches.
-        try await vm("looper", socket: "looper-2", panics(at: 1800))
+        // Then the VM loops again (its latest crash 10 minutes ago) and another panics, while
+        // Prometheus watches.
+        try await vm("looper", socket: "looper-2", panics(at: 600))
         try await vm("panicky", socket: "panicky-2", [("GUEST_PANICKED", #"{"action": "poweroff"}"#, 600)])
         func firing() async throws -> Set<String> {
             let body = try await ServeTests.Fleet.get("\(api)/alerts").body
@@ -276,5 +279,130 @@ struct PrometheusTests {
         try metrics.write(toFile: file, atomically: true, encoding: .utf8)
         let check = try await ServeTests.run(Self.promtool, ["check", "metrics"], stdin: file, in: directory)
         #expect(check.code == 0, "\(check.output)")
+    }
+    /// Scraped across the network: TLS and basic auth from a `--web-config` in the exporters'
+    /// format, checked by a real Prometheus (`scheme: https`, `basic_auth`); no credentials, wrong
+    /// ones and plain HTTP get nothing.
+    @Test func aRealPrometheusScrapesOverTLSWithBasicAuthAndOthersAreRefused() async throws {
+        guard try Self.installed(Self.prometheus) else { return }
+        let directory = try TemporaryDirectory(prefix: "webconfig")
+        defer { directory.remove() }
+        let openssl = try await ServeTests.run(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                "-subj", "/CN=qmplog test", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                directory.file("qmplog.key"), "-out", directory.file("qmplog.crt"),
+            ],
+            in: directory
+        )
+        try #require(openssl.code == 0, "\(openssl.output)")
+        let config = """
+            tls_server_config:
+              cert_file: qmplog.crt
+              key_file: qmplog.key
+            basic_auth_users:
+              prometheus: \(Bcrypt.hash("scrape secret", cost: 8))
+            """
+        try config.write(toFile: directory.file("web.yml"), atomically: true, encoding: .utf8)
+        let database = directory.file("events.sqlite")
+        _ = try EventDatabase.openForWriting(path: database)
+
+        // Remote without a password is refused; with the file it starts.
+        let (refused, message) = try await QmplogBinaryTests.run(
+            ["serve", "--db", database, "--http", "0.0.0.0:9", "--allow-remote"],
+            in: directory
+        )
+        #expect(refused != 0 && message.contains("--web-config"), "\(message)")
+        let port = try ServeTests.Fleet.freePort()
+        let serve = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: [
+                "serve", "--db", database, "--http", "0.0.0.0:\(port)", "--allow-remote", "--web-config",
+                directory.file("web.yml"),
+            ],
+            outputPath: directory.file("serve.out")
+        )
+        defer { serve.kill9() }
+        try await RecordHooksTests.waitUntil {
+            ((try? String(contentsOfFile: directory.file("serve.out"), encoding: .utf8)) ?? "")
+                .contains("https://0.0.0.0:\(port)/")
+        }
+
+        let prometheusPort = try ServeTests.Fleet.freePort()
+        func job(_ name: String, scheme: String, password: String?) -> String {
+            """
+              - job_name: \(name)
+                scheme: \(scheme)
+                tls_config:
+                  ca_file: \(directory.file("qmplog.crt"))
+            \(password.map { "    basic_auth:\n      username: prometheus\n      password: \($0)\n" } ?? "")\
+                static_configs:
+                  - targets: ["127.0.0.1:\(port)"]
+
+            """
+        }
+        let prometheusConfig =
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+            + job("right", scheme: "https", password: "scrape secret")
+            + job("wrong", scheme: "https", password: "guess") + job("none", scheme: "https", password: nil)
+            + job("plain", scheme: "http", password: "scrape secret")
+        try prometheusConfig.write(toFile: directory.file("prometheus.yml"), atomically: true, encoding: .utf8)
+        let prometheus = try ChildProcess(
+            Self.prometheus,
+            arguments: [
+                "--config.file=\(directory.file("prometheus.yml"))",
+                "--storage.tsdb.path=\(directory.file("tsdb"))",
+                "--web.listen-address=127.0.0.1:\(prometheusPort)",
+            ],
+            outputPath: directory.file("prometheus.out")
+        )
+        defer { prometheus.kill9() }
+        func up() async throws -> [String: String] {
+            let body = try await ServeTests.Fleet.get("http://127.0.0.1:\(prometheusPort)/api/v1/query?query=up").body
+            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+            let results = (json?["data"] as? [String: Any])?["result"] as? [[String: Any]] ?? []
+            var up: [String: String] = [:]
+            for result in results {
+                guard let job = (result["metric"] as? [String: String])?["job"] else { continue }
+                up[job] = (result["value"] as? [Any])?.last as? String
+            }
+            return up
+        }
+        do {
+            try await RecordHooksTests.waitUntil(timeout: .seconds(60)) {
+                try await up() == ["right": "1", "wrong": "0", "none": "0", "plain": "0"]
+            }
+        } catch {
+            Issue.record("up: \((try? await up()) ?? [:])")
+        }
+        let log = (try? String(contentsOfFile: directory.file("serve.out"), encoding: .utf8)) ?? ""
+        #expect(log.contains("wrong password for user prometheus") && log.contains("no credentials"), "\(log)")
+        #expect(!log.contains("guess") && !log.contains("scrape secret"), "passwords are never logged")
+    }
+    /// A `--web-config` that cannot be what the operator meant stops qmplog at start, naming the file
+    /// and the setting: a misspelt key must not leave a server open that looks closed.
+    @Test(
+        arguments: [
+            ("basic_auth_user:\n  a: x\n", "basic_auth_user is not a setting qmplog knows"),
+            ("basic_auth_users:\n  prometheus: secret\n", "basic_auth_users.prometheus: not a bcrypt hash"),
+            ("tls_server_config:\n  cert_file: missing.crt\n", "needs both cert_file and key_file"),
+            ("tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n", "a.crt or"),
+            ("tls_server_config:\n  cert_fle: a.crt\n", "tls_server_config.cert_fle is not a setting"),
+            ("- a\n- b\n", "the file must be a mapping"),
+        ]
+    )
+    func aBrokenWebConfigIsRefusedNamingTheSetting(text: String, message: String) async throws {
+        let directory = try TemporaryDirectory(prefix: "webconfig")
+        defer { directory.remove() }
+        let path = directory.file("web.yml")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let database = directory.file("events.sqlite")
+        _ = try EventDatabase.openForWriting(path: database)
+        let (code, output) = try await QmplogBinaryTests.run(
+            ["serve", "--db", database, "--web-config", path],
+            in: directory
+        )
+        #expect(code != 0 && output.contains("--web-config \(path): ") && output.contains(message), "\(output)")
     }
 }

@@ -231,6 +231,9 @@ extension QMPLogCommand {
                     "--once applies to TARGETs and --libvirt only; --listen and --watch run until stopped."
                 )
             }
+            if httpAddress.http == nil, httpAddress.webConfig != nil || httpAddress.allowRemote {
+                throw ValidationError("--web-config and --allow-remote apply to --http; give --http ADDRESS:PORT.")
+            }
             if listenGroup != nil || !listenAllowUid.isEmpty, listenPaths.isEmpty {
                 throw ValidationError("--listen-group and --listen-allow-uid apply to --listen sockets; name one.")
             }

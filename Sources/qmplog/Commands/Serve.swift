@@ -25,9 +25,11 @@ extension QMPLogCommand {
                 A bad parameter is answered 400 with a JSON error naming it. Pages carry no scripts \
                 and load nothing from elsewhere: they work on an air-gapped host.
 
-                There is no authentication: the default address is loopback only, and another one \
-                needs --allow-remote (logged as a warning); a name is resolved once and every address \
-                it gives must be loopback. Without --allow-remote a request must name this machine \
+                The default address is loopback only; a name is resolved once and every address it \
+                gives must be loopback. Another address needs --allow-remote and a --web-config file \
+                (the format of Prometheus exporters: tls_server_config, basic_auth_users with bcrypt \
+                hashes) that requires a password or a client certificate, or \
+                --allow-remote-without-auth (logged as a warning). Without --allow-remote a request must name this machine \
                 (Host: localhost, 127.0.0.1, ::1 or the --http address; 421 otherwise), which stops \
                 DNS rebinding. At most 64 connections are served at once (fewer under a low \
                 `ulimit -n`); the rest wait. A connection idle for 30 s, or that takes no byte \
@@ -37,7 +39,7 @@ extension QMPLogCommand {
                 Examples:
                   qmplog serve
                   qmplog serve --db /var/lib/qmplog/events.sqlite --http 127.0.0.1:9750
-                  qmplog serve --http 0.0.0.0:9750 --allow-remote
+                  qmplog serve --http 0.0.0.0:9750 --allow-remote --web-config /etc/qmplog/web.yml
                 """
         )
 
@@ -81,18 +83,49 @@ struct HTTPAddressOptions: ParsableArguments {
     )
     var http: String?
 
-    @Flag(help: "Allow an --http address other than loopback: anyone who reaches it reads the database.")
+    @Option(
+        help: ArgumentHelp(
+            "TLS and basic authentication for --http, in the web configuration format of Prometheus exporters (tls_server_config, basic_auth_users with bcrypt hashes).",
+            valueName: "file"
+        )
+    )
+    var webConfig: String?
+
+    @Flag(
+        help:
+            "Allow an --http address other than loopback; --web-config must then require a password or a client certificate."
+    )
     var allowRemote = false
+
+    @Flag(
+        help:
+            "Allow an --http address other than loopback with no authentication: anyone who reaches it reads every VM's history."
+    )
+    var allowRemoteWithoutAuth = false
 
     static let defaultAddress = "127.0.0.1:9750"
 
     func validate() throws {
+        var config: WebConfig?
+        if let webConfig {
+            do {
+                config = try WebConfig.load(path: webConfig)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
         guard let http else { return }
         let (host, _) = try Self.split(http)
         let resolved = try Self.resolve(host, in: http)
-        if !resolved.isLoopback, !allowRemote {
+        guard !resolved.isLoopback, !allowRemoteWithoutAuth else { return }
+        guard allowRemote else {
             throw ValidationError(
-                "--http \(http) is not a loopback address: qmplog serves with no authentication; add --allow-remote to serve it anyway."
+                "--http \(http) is not a loopback address: add --allow-remote with a --web-config that requires a password (basic_auth_users) or a client certificate, or --allow-remote-without-auth to serve every VM's history to anyone who reaches it."
+            )
+        }
+        if config?.authenticates != true {
+            throw ValidationError(
+                "--http \(http) --allow-remote: give --web-config FILE with basic_auth_users (bcrypt hashes, htpasswd -nBC 10 USER) or client certificates, or --allow-remote-without-auth to serve with no authentication."
             )
         }
     }
@@ -123,12 +156,19 @@ struct HTTPAddressOptions: ParsableArguments {
         let http = http ?? Self.defaultAddress
         let (host, port) = try Self.split(http)
         let resolved = try Self.resolve(host, in: http)
-        if !resolved.isLoopback {
+        let config = try webConfig.map { try WebConfig.load(path: $0) } ?? WebConfig()
+        if !resolved.isLoopback, !config.authenticates {
             logger.warning("Serving beyond loopback with no authentication", metadata: ["http.address": "\(http)"])
         }
-        return server.application(address: resolved.address, port: port, allowRemote: allowRemote, logger: logger) {
-            bound in
-            logger.notice("Serving", metadata: ["http.address": "\(resolved.url(port: bound))"])
+        let scheme = config.tls == nil ? "http" : "https"
+        return try server.application(
+            address: resolved.address,
+            port: port,
+            allowRemote: allowRemote || allowRemoteWithoutAuth,
+            webConfig: config,
+            logger: logger
+        ) { bound in
+            logger.notice("Serving", metadata: ["http.address": "\(resolved.url(port: bound, scheme: scheme))"])
         }
     }
 }
