@@ -61,3 +61,11 @@ private struct EscapedError: Error, CustomStringConvertible {
     let text: String
     var description: String { text }
 }
+
+/// A command's discussion in two lengths: what a person scans in `--help`, and the whole text for
+/// its manual page (argument-parser's generate-manual reads `--experimental-dump-help`).
+enum Manual {
+    static func discussion(_ help: String, manual: String) -> String {
+        CommandLine.arguments.contains("--experimental-dump-help") ? manual : help
+    }
+}

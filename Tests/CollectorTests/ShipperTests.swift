@@ -216,14 +216,15 @@ struct ShipperTests {
         defer { server.stop() }
         let host = try await SyntheticHost(name: "long", machines: 10, eventsPerMachine: 3_000)
         defer { host.remove() }
-        var configuration = Shipper.Configuration(url: try FleetURL(server.url), hostName: host.name, batchSize: 200)
-        configuration.batchTimeout = .seconds(1)
+        var configuration = Shipper.Configuration(url: try FleetURL(server.url), hostName: host.name, batchSize: 50)
+        // Long enough for a connection on a loaded CI machine, short beside the whole ship.
+        configuration.batchTimeout = .seconds(2)
         let started = ContinuousClock.now
-        // 150 batches, each well under a second, the whole ship over it: no batch's watchdog outlives it.
+        // 600 batches, each well under the timeout, the whole ship over it: no batch's watchdog outlives it.
         let totals = try await Shipper(database: host.database, configuration: configuration, logger: Self.logger)
             .shipOnce()
-        #expect(ContinuousClock.now - started > .seconds(1), "too fast to tell")
-        #expect(totals.events == 30_000 && totals.batches == 151)
+        #expect(ContinuousClock.now - started > .seconds(2), "too fast to tell")
+        #expect(totals.events == 30_000 && totals.batches == 601)
         try await expectFleet(server, equals: host)
     }
 

@@ -17,7 +17,7 @@ struct LibvirtCommandTests {
     func libvirtTakesAnOptionalURI(arguments: [String], uris: [String], targets: [String]) throws {
         let parsed = try QMPLogCommand.parseAsRoot(QMPLogCommand.Record.insertingDefaultLibvirtURI(arguments))
         let record = try #require(parsed as? QMPLogCommand.Record)
-        #expect(record.libvirtURIs == uris)
+        #expect(record.sources.libvirtURIs == uris)
         #expect(record.targets == targets)
     }
 

@@ -14,104 +14,107 @@ extension QMPLogCommand {
     struct Record: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Attach to QMP monitors and store every event they emit.",
-            discussion: """
-                Each TARGET is a QMP monitor: a Unix socket path, unix:PATH, or tcp:HOST:PORT. \
-                qmplog sends only qmp_capabilities and query-* commands: it never changes a VM.
-
-                QEMU serves one client per monitor socket. Give qmplog a monitor of its own, e.g.
-                  qemu-system-x86_64 … -qmp unix:/run/qemu/vm1.qmp,server=on,wait=off
-                A VM may have several monitors; every one receives every event.
-
-                Events are committed within a fraction of a second. SIGTERM or SIGINT stops \
-                recording, commits everything received, closes each session and exits 0. \
-                Without --once, a connection that ends is retried with backoff (0.5 s doubling \
-                up to --retry-max).
-
-                --watch DIR records every socket matching --pattern (default *.qmp) in DIR, including \
-                ones that appear later, and stops retrying a socket once it is deleted. --listen PATH \
-                lets QEMU connect to qmplog instead (QEMU reconnects by itself when qmplog restarts); \
-                use it when the VM's main monitor belongs to libvirt or Proxmox.
-
-                --libvirt [URI] records every domain of a libvirt daemon (default qemu:///system) \
-                through libvirt's own QMP event passthrough: no change to any domain. It needs a \
-                read-write libvirt connection (root, or a user libvirt's polkit rule admits) and \
-                libvirt's client library (Debian: libvirt0). Each domain run is a session, from its \
-                start to its stop; while libvirtd is unreachable nothing is seen (a gap), and the \
-                connection is retried with backoff. Do not also record a libvirt domain through a \
-                second monitor: every event would be stored twice.
-
-                --on CLASS --exec COMMAND runs COMMAND once for each incident of CLASS, about a \
-                second after it is committed: the stops and pauses of `report stops` and `report \
-                pauses` (--on killed, io-error, any-stop, stop:CLASS, pause:CAUSE, …), each panic \
-                (a QEMU < 6.0 double panic is one), each watchdog firing, and crash loops. COMMAND \
-                is split into words as a shell would (quotes) and run directly, never by a shell; \
-                the incident is in its environment only: QMPLOG_VM, QMPLOG_VM_UUID, QMPLOG_KIND, \
-                QMPLOG_CLASS, QMPLOG_TIME (RFC 3339), QMPLOG_TIME_US, QMPLOG_EVIDENCE, QMPLOG_EVENT \
-                (the QMP event as JSON, or null), QMPLOG_COUNT and QMPLOG_LAST_TIME (crash loops), \
-                QMPLOG_INCIDENT_ID, QMPLOG_DATABASE. Incidents are stored before their hooks run: a \
-                run cut short by a stop, a crash or kill -9 runs again after the restart (at least \
-                once). Hooks never hold recording: at most --hook-concurrency run, each stopped after \
-                --hook-timeout, and a run finding --hook-queue others waiting is dropped and logged.
-
-                --http ADDRESS:PORT serves what `qmplog serve` serves from inside the recorder, with \
-                qmplog_vm_monitor_connected for the monitors it is attached to now.
-
-                --ship-to postgresql://USER@HOST/DBNAME copies every committed event to the fleet's \
-                PostgreSQL about once a second (--ship-interval), as `qmplog ship` does: the SQLite \
-                file stays the buffer while PostgreSQL is down, and a failed round is logged and \
-                retried without touching recording.
+            discussion: Manual.discussion(
+                """
+                Each TARGET is a QMP monitor (a Unix socket path, unix:PATH or tcp:HOST:PORT); --watch, \
+                --listen and --libvirt find VMs by themselves. qmplog sends only qmp_capabilities and \
+                query-* commands: it never changes a VM. SIGTERM or SIGINT commits everything \
+                received and exits 0.
 
                 Examples:
-                  qmplog record /run/qemu/vm1.qmp /run/qemu/vm2.qmp tcp:127.0.0.1:4444
+                  qmplog record /run/qemu/vm1.qmp tcp:127.0.0.1:4444
                   qmplog record --watch /run/qemu-server --pattern '*.qmp'
                   qmplog record --listen /run/qmplog/qmp.sock
-                  qmplog record --libvirt
-                  qmplog record --libvirt qemu+ssh://root@host2/system
                   qmplog record --libvirt --on panic,crashloop --exec 'page-oncall virt'
-                """
+
+                `man qmplog-record` explains each way of finding VMs, the hooks and their \
+                environment, --http and --ship-to.
+                """,
+                manual: """
+                    Each TARGET is a QMP monitor: a Unix socket path, unix:PATH, or tcp:HOST:PORT. \
+                    qmplog sends only qmp_capabilities and query-* commands: it never changes a VM.
+
+                    QEMU serves one client per monitor socket. Give qmplog a monitor of its own, e.g.
+                      qemu-system-x86_64 … -qmp unix:/run/qemu/vm1.qmp,server=on,wait=off
+                    A VM may have several monitors; every one receives every event.
+
+                    Events are committed within a fraction of a second. SIGTERM or SIGINT stops \
+                    recording, commits everything received, closes each session and exits 0. \
+                    Without --once, a connection that ends is retried with backoff (0.5 s doubling \
+                    up to --retry-max).
+
+                    --watch DIR records every socket matching --pattern (default *.qmp) in DIR, including \
+                    ones that appear later, and stops retrying a socket once it is deleted. --listen PATH \
+                    lets QEMU connect to qmplog instead (QEMU reconnects by itself when qmplog restarts); \
+                    use it when the VM's main monitor belongs to libvirt or Proxmox.
+
+                    --libvirt [URI] records every domain of a libvirt daemon (default qemu:///system) \
+                    through libvirt's own QMP event passthrough: no change to any domain. It needs a \
+                    read-write libvirt connection (root, or a user libvirt's polkit rule admits) and \
+                    libvirt's client library (Debian: libvirt0). Each domain run is a session, from its \
+                    start to its stop; while libvirtd is unreachable nothing is seen (a gap), and the \
+                    connection is retried with backoff. Do not also record a libvirt domain through a \
+                    second monitor: every event would be stored twice.
+
+                    --on CLASS --exec COMMAND runs COMMAND once for each incident of CLASS, about a \
+                    second after it is committed: the stops and pauses of `report stops` and `report \
+                    pauses` (--on killed, io-error, any-stop, stop:CLASS, pause:CAUSE, …), each panic \
+                    (a QEMU < 6.0 double panic is one), each watchdog firing, and crash loops. COMMAND \
+                    is split into words as a shell would (quotes) and run directly, never by a shell; \
+                    the incident is in its environment only: QMPLOG_VM, QMPLOG_VM_UUID, QMPLOG_KIND, \
+                    QMPLOG_CLASS, QMPLOG_TIME (RFC 3339), QMPLOG_TIME_US, QMPLOG_EVIDENCE, QMPLOG_EVENT \
+                    (the QMP event as JSON, or null), QMPLOG_COUNT and QMPLOG_LAST_TIME (crash loops), \
+                    QMPLOG_INCIDENT_ID, QMPLOG_DATABASE. Incidents are stored before their hooks run: a \
+                    run cut short by a stop, a crash or kill -9 runs again after the restart (at least \
+                    once). Hooks never hold recording: at most --hook-concurrency run, each stopped after \
+                    --hook-timeout, and a run finding --hook-queue others waiting is dropped and logged.
+
+                    --http ADDRESS:PORT serves what `qmplog serve` serves from inside the recorder, with \
+                    qmplog_vm_monitor_connected for the monitors it is attached to now.
+
+                    --ship-to postgresql://USER@HOST/DBNAME copies every committed event to the fleet's \
+                    PostgreSQL about once a second (--ship-interval), as `qmplog ship` does: the SQLite \
+                    file stays the buffer while PostgreSQL is down, and a failed round is logged and \
+                    retried without touching recording.
+
+                    Examples:
+                      qmplog record /run/qemu/vm1.qmp /run/qemu/vm2.qmp tcp:127.0.0.1:4444
+                      qmplog record --watch /run/qemu-server --pattern '*.qmp'
+                      qmplog record --listen /run/qmplog/qmp.sock
+                      qmplog record --libvirt
+                      qmplog record --libvirt qemu+ssh://root@host2/system
+                      qmplog record --libvirt --on panic,crashloop --exec 'page-oncall virt'
+                    """
+            )
         )
 
         @OptionGroup var store: StoreOptions
+
+        @OptionGroup(title: "Where the VMs are") var sources: SourceOptions
 
         @Flag(help: "Record each target's current connection only, then exit 0 once all have ended and been committed.")
         var once = false
 
         @Option(
-            name: .customLong("listen"),
             help: ArgumentHelp(
-                "Listen on this Unix socket (created 0600) for QEMU to connect to; repeatable.",
-                discussion: "QEMU: -chardev socket,id=qmplog,path=PATH,reconnect=5 -mon chardev=qmplog,mode=control",
-                valueName: "path"
+                "Rebuild the totals behind fast whole-history reports this often, in seconds; 0: never.",
+                valueName: "seconds"
             )
         )
-        var listenPaths: [String] = []
+        var rollupEvery: Int = 6 * 3600
 
-        @Option(
-            help: ArgumentHelp(
-                "Give --listen sockets this group and mode 0660, so that a QEMU running as another user in the group can connect.",
-                discussion:
-                    "libvirt runs QEMU as libvirt-qemu (group kvm or libvirt-qemu); name that user with --listen-allow-uid too.",
-                valueName: "group"
-            )
-        )
-        var listenGroup: String?
+        @OptionGroup(title: "Connections") var connection: ConnectionOptions
 
-        @Option(
-            help: ArgumentHelp(
-                "Accept --listen connections only from this user (name or uid) and qmplog's own; repeatable. Others are refused and logged with their pid and uid.",
-                valueName: "user"
-            )
-        )
-        var listenAllowUid: [String] = []
+        @OptionGroup(title: "Hooks") var hooking: HookOptions
 
-        @Option(
-            name: .customLong("libvirt"),
-            help: ArgumentHelp(
-                "Record every domain of this libvirt daemon (default qemu:///system) through libvirt's QMP passthrough; repeatable.",
-                valueName: "uri"
-            )
-        )
-        var libvirtURIs: [String] = []
+        @OptionGroup(title: "HTTP") var httpAddress: HTTPAddressOptions
+
+        @OptionGroup(title: "Fleet") var fleet: RecordFleetOptions
+
+        @OptionGroup(title: "Logging") var logging: LoggingOptions
+
+        @Argument(help: ArgumentHelp("QMP monitors to record.", valueName: "target"))
+        var targets: [String] = []
 
         /// `--libvirt` may stand alone: a URI follows it only when the next word has `://` (every
         /// libvirt URI does; socket paths and options do not). ArgumentParser has no optional values,
@@ -129,104 +132,19 @@ extension QMPLogCommand {
 
         static let defaultLibvirtURI = "qemu:///system"
 
-        @Option(
-            name: .customLong("watch"),
-            help: ArgumentHelp(
-                "Record every socket matching --pattern in this directory, now or later; repeatable.",
-                valueName: "dir"
-            )
-        )
-        var watchDirectories: [String] = []
-
-        @Option(help: ArgumentHelp("Which entries of a --watch directory are QMP sockets.", valueName: "glob"))
-        var pattern = "*.qmp"
-
-        @Option(help: "Longest wait between reconnection attempts, in seconds (the wait starts at 0.5 s and doubles).")
-        var retryMax: Double = 30
-
-        @Option(help: "Seconds to wait for a monitor's greeting before calling it busy.")
-        var greetingTimeout: Double = 5
-
-        @Option(help: "Largest QMP message accepted, in bytes.")
-        var maxMessageSize: Int = 16 << 20
-
-        @Option(
-            help: ArgumentHelp(
-                "Rebuild the totals behind fast whole-history reports this often, in seconds; 0: never.",
-                valueName: "seconds"
-            )
-        )
-        var rollupEvery: Int = 6 * 3600
-
-        @Option(
-            name: .customLong("on"),
-            help: ArgumentHelp(
-                "Run the --exec at the same position for each incident of these classes (comma-separated); repeatable.",
-                discussion: "Classes: \(Hook.classNames).",
-                valueName: "class"
-            )
-        )
-        var hookClasses: [String] = []
-
-        @Option(
-            name: .customLong("exec"),
-            help: ArgumentHelp(
-                "The command an --on runs: split into words like a shell would, never through one; the incident is in its QMPLOG_* environment.",
-                valueName: "command"
-            )
-        )
-        var hookCommands: [String] = []
-
-        @Option(help: ArgumentHelp("Stop a hook's run after this many seconds.", valueName: "seconds"))
-        var hookTimeout: Double = 120
-
-        @Option(help: ArgumentHelp("Runs of one hook at once; more wait in its queue.", valueName: "count"))
-        var hookConcurrency: Int = 4
-
-        @Option(
-            help: ArgumentHelp(
-                "Runs of one hook that may wait; more of that hook's are dropped (logged and marked).",
-                valueName: "count"
-            )
-        )
-        var hookQueue: Int = 1_000
-
-        @Option(
-            name: .customLong("hook-env"),
-            help: ArgumentHelp(
-                "Pass this variable of qmplog's environment to hooks (repeatable); they get only PATH, LANG, LC_ALL, TZ and the QMPLOG_* variables otherwise.",
-                valueName: "name"
-            )
-        )
-        var hookEnvironment: [String] = []
-
-        @OptionGroup var httpAddress: HTTPAddressOptions
-
-        @Option(
-            help: ArgumentHelp(
-                "Ship what is committed to the fleet's PostgreSQL, as `qmplog ship` does.",
-                valueName: "url"
-            )
-        )
-        var shipTo: String?
-
-        @OptionGroup var ship: ShipOptions
-
-        @OptionGroup var logging: LoggingOptions
-
-        @Argument(help: ArgumentHelp("QMP monitors to record.", valueName: "target"))
-        var targets: [String] = []
-
         func validate() throws {
-            guard !targets.isEmpty || !listenPaths.isEmpty || !watchDirectories.isEmpty || !libvirtURIs.isEmpty else {
+            guard
+                !targets.isEmpty || !sources.listenPaths.isEmpty || !sources.watchDirectories.isEmpty
+                    || !sources.libvirtURIs.isEmpty
+            else {
                 throw ValidationError(
                     "Name at least one QMP monitor (qmplog record /run/qemu/vm1.qmp), --listen PATH, --watch DIR or --libvirt."
                 )
             }
-            for uri in libvirtURIs where !uri.contains("://") {
+            for uri in sources.libvirtURIs where !uri.contains("://") {
                 throw ValidationError("--libvirt \(uri): not a libvirt URI (such as qemu:///system).")
             }
-            if once, !listenPaths.isEmpty || !watchDirectories.isEmpty {
+            if once, !sources.listenPaths.isEmpty || !sources.watchDirectories.isEmpty {
                 throw ValidationError(
                     "--once applies to TARGETs and --libvirt only; --listen and --watch run until stopped."
                 )
@@ -234,11 +152,11 @@ extension QMPLogCommand {
             if httpAddress.http == nil, httpAddress.webConfig != nil || httpAddress.allowRemote {
                 throw ValidationError("--web-config and --allow-remote apply to --http; give --http ADDRESS:PORT.")
             }
-            if listenGroup != nil || !listenAllowUid.isEmpty, listenPaths.isEmpty {
+            if sources.listenGroup != nil || !sources.listenAllowUid.isEmpty, sources.listenPaths.isEmpty {
                 throw ValidationError("--listen-group and --listen-allow-uid apply to --listen sockets; name one.")
             }
             _ = try listenAccess()
-            for directory in watchDirectories {
+            for directory in sources.watchDirectories {
                 var isDirectory: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory),
                     isDirectory.boolValue
@@ -253,10 +171,10 @@ extension QMPLogCommand {
                     throw ValidationError(error.message)
                 }
             }
-            if shipTo == nil, ship.hostName != nil {
+            if fleet.shipTo == nil, fleet.ship.hostName != nil {
                 throw ValidationError("--host-name names this host in the fleet; it applies with --ship-to.")
             }
-            if let shipTo {
+            if let shipTo = fleet.shipTo {
                 _ = try ShipOptions.parse(shipTo)
                 if once {
                     throw ValidationError(
@@ -265,13 +183,13 @@ extension QMPLogCommand {
                 }
             }
             _ = try hooks()
-            for name in hookEnvironment where name.isEmpty || name.contains("=") {
+            for name in hooking.hookEnvironment where name.isEmpty || name.contains("=") {
                 throw ValidationError("--hook-env \(name): give a variable's name, such as HTTPS_PROXY.")
             }
-            guard hookTimeout >= 1, hookTimeout <= 86_400 else {
+            guard hooking.hookTimeout >= 1, hooking.hookTimeout <= 86_400 else {
                 throw ValidationError("--hook-timeout must be 1 to 86400 seconds (a day).")
             }
-            guard (1...256).contains(hookConcurrency), (1...1_000_000).contains(hookQueue) else {
+            guard (1...256).contains(hooking.hookConcurrency), (1...1_000_000).contains(hooking.hookQueue) else {
                 throw ValidationError("--hook-concurrency must be 1 to 256 and --hook-queue 1 to 1000000.")
             }
             // Bounded so that every conversion to microseconds and durations fits (NaN fails each test).
@@ -280,13 +198,13 @@ extension QMPLogCommand {
                     "--rollup-every must be 0 (never) to \(Self.maximumRollupEvery) seconds (a year)."
                 )
             }
-            guard greetingTimeout > 0, greetingTimeout <= 3600 else {
+            guard connection.greetingTimeout > 0, connection.greetingTimeout <= 3600 else {
                 throw ValidationError("--greeting-timeout must be more than 0 and at most 3600 seconds.")
             }
-            guard retryMax >= 0.5, retryMax <= 86_400 else {
+            guard connection.retryMax >= 0.5, connection.retryMax <= 86_400 else {
                 throw ValidationError("--retry-max must be 0.5 to 86400 seconds (a day).")
             }
-            guard (1024...(1 << 30)).contains(maxMessageSize) else {
+            guard (1024...(1 << 30)).contains(connection.maxMessageSize) else {
                 throw ValidationError("--max-message-size must be 1024 bytes to 1 GiB.")
             }
         }
@@ -295,12 +213,12 @@ extension QMPLogCommand {
 
         /// Each --on with the --exec at its position.
         func hooks() throws -> [Hook] {
-            guard hookClasses.count == hookCommands.count else {
+            guard hooking.hookClasses.count == hooking.hookCommands.count else {
                 throw ValidationError(
-                    "Give each --on CLASS its --exec COMMAND (\(hookClasses.count) --on, \(hookCommands.count) --exec)."
+                    "Give each --on CLASS its --exec COMMAND (\(hooking.hookClasses.count) --on, \(hooking.hookCommands.count) --exec)."
                 )
             }
-            return try zip(hookClasses, hookCommands).map { on, exec in
+            return try zip(hooking.hookClasses, hooking.hookCommands).map { on, exec in
                 do {
                     return try Hook(on: on, exec: exec)
                 } catch {
@@ -312,7 +230,7 @@ extension QMPLogCommand {
         /// --listen-group and --listen-allow-uid, resolved to ids.
         func listenAccess() throws -> QMPListenerAccess {
             var access = QMPListenerAccess()
-            if let listenGroup {
+            if let listenGroup = sources.listenGroup {
                 if let gid = UInt32(listenGroup) {
                     access.group = gid
                 } else if let entry = getgrnam(listenGroup) {
@@ -321,9 +239,9 @@ extension QMPLogCommand {
                     throw ValidationError("--listen-group \(listenGroup): no such group.")
                 }
             }
-            if !listenAllowUid.isEmpty {
+            if !sources.listenAllowUid.isEmpty {
                 access.allowedUIDs = Set(
-                    try listenAllowUid.map { user in
+                    try sources.listenAllowUid.map { user in
                         if let uid = UInt32(user) { return uid }
                         guard let entry = getpwnam(user) else {
                             throw ValidationError("--listen-allow-uid \(user): no such user.")
@@ -368,23 +286,24 @@ extension QMPLogCommand {
             let endpoints = try targets.map { try QMPEndpoint(parsing: $0) }
             var configuration = CollectorConfiguration(
                 targets: endpoints,
-                listenPaths: listenPaths,
+                listenPaths: sources.listenPaths,
                 listenAccess: try listenAccess(),
-                libvirtURIs: libvirtURIs,
-                watchDirectories: watchDirectories.map { WatchedDirectory(path: $0, pattern: pattern) },
+                libvirtURIs: sources.libvirtURIs,
+                watchDirectories: sources.watchDirectories.map { WatchedDirectory(path: $0, pattern: sources.pattern) },
                 once: once,
                 client: QMPClientConfiguration(
-                    maximumMessageSize: maxMessageSize,
-                    greetingTimeout: .milliseconds(Int64(greetingTimeout * 1000))
+                    maximumMessageSize: connection.maxMessageSize,
+                    greetingTimeout: .milliseconds(Int64(connection.greetingTimeout * 1000))
                 ),
-                reconnect: ReconnectPolicy(maximumDelay: .milliseconds(Int64(retryMax * 1000)))
+                reconnect: ReconnectPolicy(maximumDelay: .milliseconds(Int64(connection.retryMax * 1000)))
             )
             logger.info(
                 "Recording",
                 metadata: [
-                    "store.path": "\(path)", "qmp.targets": "\(endpoints.count)", "qmp.listen": "\(listenPaths)",
-                    "libvirt.uris": "\(libvirtURIs)",
-                    "watch.paths": "\(watchDirectories)", "once": "\(once)",
+                    "store.path": "\(path)", "qmp.targets": "\(endpoints.count)",
+                    "qmp.listen": "\(sources.listenPaths)",
+                    "libvirt.uris": "\(sources.libvirtURIs)",
+                    "watch.paths": "\(sources.watchDirectories)", "once": "\(once)",
                 ]
             )
             let hooks = try hooks()
@@ -401,13 +320,13 @@ extension QMPLogCommand {
                     database: database,
                     hooks: hooks,
                     limits: IncidentHooks.Limits(
-                        queue: hookQueue,
-                        concurrency: hookConcurrency,
-                        timeout: .milliseconds(Int64(hookTimeout * 1000))
+                        queue: hooking.hookQueue,
+                        concurrency: hooking.hookConcurrency,
+                        timeout: .milliseconds(Int64(hooking.hookTimeout * 1000))
                     ),
                     commits: commits,
                     logger: logger,
-                    passedEnvironment: hookEnvironment,
+                    passedEnvironment: hooking.hookEnvironment,
                     drainsOnShutdown: once,
                     health: health,
                     now: FilterOptions.now
@@ -423,10 +342,10 @@ extension QMPLogCommand {
                 )
                 services.append(.init(service: try httpAddress.application(serving: server, logger: logger)))
             }
-            if let shipTo {
+            if let shipTo = fleet.shipTo {
                 let shipper = Shipper(
                     database: database,
-                    configuration: try ship.configuration(to: shipTo, logger: logger),
+                    configuration: try fleet.ship.configuration(to: shipTo, logger: logger),
                     logger: logger,
                     health: health
                 )

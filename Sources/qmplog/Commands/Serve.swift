@@ -10,37 +10,52 @@ extension QMPLogCommand {
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Serve the dashboard, Prometheus metrics and the reports over HTTP.",
-            discussion: """
-                Read-only, from the database a recorder writes (it never blocks the recorder):
-                  /                      the fleet: shutdowns per day by initiator, panics, resets and \
-                watchdog firings per VM, run state and observed time per VM, the latest events \
-                (?window=24h|7d|30d|all, ?vm=NAME)
-                  /vm/NAME               one VM: its timeline, stops, pauses, states, shutdowns, panics
-                  /metrics               Prometheus text exposition (qmplog_vm_shutdowns_total, …): \
-                counters computed from the database, equal to the whole-history reports
-                  /api/reports/KIND      what `qmplog report KIND --format json` prints \
-                (?since=, until=, vm=, interval=, by=vm)
-                  /api/vms               what `qmplog vms --format json` prints
-                  /api/events            the events as NDJSON, like `qmplog export` (?since=, until=, vm=, event=)
-                A bad parameter is answered 400 with a JSON error naming it. Pages carry no scripts \
-                and load nothing from elsewhere: they work on an air-gapped host.
-
-                The default address is loopback only; a name is resolved once and every address it \
-                gives must be loopback. Another address needs --allow-remote and a --web-config file \
-                (the format of Prometheus exporters: tls_server_config, basic_auth_users with bcrypt \
-                hashes) that requires a password or a client certificate, or \
-                --allow-remote-without-auth (logged as a warning). Without --allow-remote a request must name this machine \
-                (Host: localhost, 127.0.0.1, ::1 or the --http address; 421 otherwise), which stops \
-                DNS rebinding. At most 64 connections are served at once (fewer under a low \
-                `ulimit -n`); the rest wait. A connection idle for 30 s, or that takes no byte \
-                of its answer for 120 s, is closed. SIGTERM or SIGINT stops it gracefully. \
-                `qmplog record --http ADDRESS:PORT` serves the same from inside a recorder.
+            discussion: Manual.discussion(
+                """
+                Read-only, from the database a recorder writes: / (the fleet), /vm/NAME, /metrics \
+                (Prometheus), /api/reports/KIND, /api/vms and /api/events. Loopback only unless \
+                --allow-remote with a --web-config (TLS, basic auth) that requires a password or a \
+                client certificate.
 
                 Examples:
                   qmplog serve
                   qmplog serve --db /var/lib/qmplog/events.sqlite --http 127.0.0.1:9750
                   qmplog serve --http 0.0.0.0:9750 --allow-remote --web-config /etc/qmplog/web.yml
-                """
+
+                `man qmplog-serve` describes each route, the metrics and the limits on clients.
+                """,
+                manual: """
+                    Read-only, from the database a recorder writes (it never blocks the recorder):
+                      /                      the fleet: shutdowns per day by initiator, panics, resets and \
+                    watchdog firings per VM, run state and observed time per VM, the latest events \
+                    (?window=24h|7d|30d|all, ?vm=NAME)
+                      /vm/NAME               one VM: its timeline, stops, pauses, states, shutdowns, panics
+                      /metrics               Prometheus text exposition (qmplog_vm_shutdowns_total, …): \
+                    counters computed from the database, equal to the whole-history reports
+                      /api/reports/KIND      what `qmplog report KIND --format json` prints \
+                    (?since=, until=, vm=, interval=, by=vm)
+                      /api/vms               what `qmplog vms --format json` prints
+                      /api/events            the events as NDJSON, like `qmplog export` (?since=, until=, vm=, event=)
+                    A bad parameter is answered 400 with a JSON error naming it. Pages carry no scripts \
+                    and load nothing from elsewhere: they work on an air-gapped host.
+
+                    The default address is loopback only; a name is resolved once and every address it \
+                    gives must be loopback. Another address needs --allow-remote and a --web-config file \
+                    (the format of Prometheus exporters: tls_server_config, basic_auth_users with bcrypt \
+                    hashes) that requires a password or a client certificate, or \
+                    --allow-remote-without-auth (logged as a warning). Without --allow-remote a request must name this machine \
+                    (Host: localhost, 127.0.0.1, ::1 or the --http address; 421 otherwise), which stops \
+                    DNS rebinding. At most 64 connections are served at once (fewer under a low \
+                    `ulimit -n`); the rest wait. A connection idle for 30 s, or that takes no byte \
+                    of its answer for 120 s, is closed. SIGTERM or SIGINT stops it gracefully. \
+                    `qmplog record --http ADDRESS:PORT` serves the same from inside a recorder.
+
+                    Examples:
+                      qmplog serve
+                      qmplog serve --db /var/lib/qmplog/events.sqlite --http 127.0.0.1:9750
+                      qmplog serve --http 0.0.0.0:9750 --allow-remote --web-config /etc/qmplog/web.yml
+                    """
+            )
         )
 
         @OptionGroup var store: StoreOptions
