@@ -7,6 +7,8 @@ public struct SyntheticHost: Sendable {
     public let directory: TemporaryDirectory
     public let database: EventDatabase
     public let handles: [SessionHandle]
+    /// Added to every time written (microseconds): 0 puts the history just after the epoch.
+    public let start: Int64
 
     /// Events whose text PostgreSQL's COPY and jsonb have to be careful with.
     public static let trickyEvents: [(reason: String, data: String)] = [
@@ -16,14 +18,17 @@ public struct SyntheticHost: Sendable {
         ("carriage\rreturn", #"{"text":"\\u0000"}"#),
     ]
 
-    public init(name: String, machines: Int, eventsPerMachine: Int, tricky: Bool = false) async throws {
+    public init(name: String, machines: Int, eventsPerMachine: Int, tricky: Bool = false, start: Int64 = 0)
+        async throws
+    {
         self.name = name
+        self.start = start
         directory = try TemporaryDirectory(prefix: "ship-\(name)")
         database = try EventDatabase.openForWriting(path: directory.file("events.sqlite"))
         var handles: [SessionHandle] = []
         for index in 0..<machines {
             let identity = MachineIdentity(name: "vm-\(index)", uuid: nil, endpoint: "unix:/run/vm-\(index).qmp")
-            handles.append(try await database.beginSession(Self.session(identity, at: 1_000_000)))
+            handles.append(try await database.beginSession(Self.session(identity, at: start + 1_000_000)))
         }
         self.handles = handles
         try await addEvents(eventsPerMachine)
@@ -45,7 +50,7 @@ public struct SyntheticHost: Sendable {
         var batch: [NewEvent] = []
         for round in 0..<count {
             for handle in handles {
-                let at = Int64(existing + round) * 1_000_000 + 2_000_000
+                let at = start + Int64(existing + round) * 1_000_000 + 2_000_000
                 batch.append(Self.event(names[round % names.count], handle, seq: Int64(existing + round + 100), at: at))
             }
             if batch.count >= 5_000 {

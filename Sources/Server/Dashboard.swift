@@ -15,8 +15,10 @@ struct Dashboard {
     static let windows: [(name: String, since: String?, buckets: ReportInterval)] = [
         ("24h", "24h", .hour), ("7d", "7d", .day), ("30d", "30d", .day), ("all", nil, .week),
     ]
-    /// The VMs drawn in the run-state timeline; the table below it has them all.
-    static let timelineVMs = 50
+    /// The VMs drawn in each per-VM chart and its table: those with the most of what it shows. The
+    /// others are a click away (their page, the report's full table, its JSON), so that the page
+    /// does not grow with the fleet.
+    static let topVMs = 10
 
     private func window() throws(BadParameter) -> (name: String, since: String?, buckets: ReportInterval) {
         let name = parameters.first("window") ?? "7d"
@@ -44,9 +46,14 @@ struct Dashboard {
         perVM.interval = nil
         let resets = try await server.run(.resets, perVM)
         let watchdog = try await server.run(.watchdog, perVM)
+        let states = try await server.run(.states, perVM)
+        let stateColumns = ["running", "paused", "suspended", "shutdown", "prelaunch", "unknown"]
+        // The timeline of the VMs that spent the most time not running: their series only.
+        let (topStates, hiddenStates) = top(table(states, "by_vm"), by: stateColumns.filter { $0 != "running" })
         var stateQuery = perVM
         stateQuery.interval = try window().buckets
-        let states = try await server.run(.states, stateQuery)
+        stateQuery.machines = rows(topStates, label: "vm", values: []).map(\.label)
+        let stateSeries = stateQuery.machines.isEmpty ? nil : try await server.run(.states, stateQuery)
         let summary = try await server.run(.summary, perVM)
         let database = server.database
         let names = Dictionary(uniqueKeysWithValues: try await database.allMachines().map { ($0.id, $0.displayName) })
@@ -66,52 +73,54 @@ struct Dashboard {
         body += section("Panics", summary: panics.summary) {
             let byType = table(panics, "by_type")
             let byVM = table(panics, "by_vm")
+            let (topVMs, hidden) = top(byVM, by: ["panics"])
             return SVGChart.bars(
                 label: "Panics by crash type",
                 rows: rows(byType, label: "panic_type", values: ["count"])
             )
                 + HTMLText.table(byType)
-                + SVGChart.bars(label: "Panics per VM", rows: rows(byVM, label: "vm", values: ["panics"]), link: true)
-                + HTMLText.table(byVM)
+                + SVGChart.bars(label: "Panics per VM", rows: rows(topVMs, label: "vm", values: ["panics"]), link: true)
+                + HTMLText.table(topVMs) + elsewhere(hidden, of: byVM, .panics, most: "panics")
         }
         body += section("Resets and watchdog firings per VM", summary: []) {
             let resetRows = table(resets, "by_vm")
+            let (topResets, hidden) = top(resetRows, by: ["distinct"])
+            let watchdogRows = table(watchdog, "by_vm")
+            let (topWatchdog, hiddenWatchdog) = top(watchdogRows, by: ["count"])
             return SVGChart.bars(
                 label: "Distinct resets per VM",
-                rows: rows(resetRows, label: "vm", values: ["distinct"]),
+                rows: rows(topResets, label: "vm", values: ["distinct"]),
                 link: true
             )
-                + HTMLText.table(resetRows) + HTMLText.table(table(watchdog, "by_vm"))
+                + HTMLText.table(topResets) + elsewhere(hidden, of: resetRows, .resets, most: "resets")
+                + HTMLText.table(topWatchdog)
+                + elsewhere(hiddenWatchdog, of: watchdogRows, .watchdog, most: "watchdog firings")
         }
         body += section("Run state per VM", summary: []) {
-            let byVM = table(states, "by_vm")
-            let series = table(states, "series")
-            let columns = ["running", "paused", "suspended", "shutdown", "prelaunch", "unknown"]
-            // The series is bucket by bucket, each with every VM: one lane per VM.
-            var order: [String] = []
+            // One lane per VM, bucket by bucket.
             var buckets: [String: [[Double]]] = [:]
-            for row in rows(series, label: "vm", values: columns) {
-                if buckets[row.label] == nil {
-                    guard order.count < Self.timelineVMs else { continue }
-                    order.append(row.label)
-                }
+            for row in stateSeries.map({ rows(table($0, "series"), label: "vm", values: stateColumns) }) ?? [] {
                 buckets[row.label, default: []].append(row.values)
             }
-            let lanes = order.map { (label: $0, buckets: buckets[$0] ?? []) }
+            let lanes = rows(topStates, label: "vm", values: []).map {
+                (label: $0.label, buckets: buckets[$0.label] ?? [])
+            }
             return SVGChart.stateTimeline(
                 label: "Run state per VM and \(stateQuery.interval?.rawValue ?? "")",
-                series: columns,
+                series: stateColumns,
                 lanes: lanes
-            ) + HTMLText.table(byVM)
+            ) + HTMLText.table(topStates)
+                + elsewhere(hiddenStates, of: table(states, "by_vm"), .states, most: "time not running")
         }
         body += section("Observed and unobserved time", summary: summary.summary) {
             let byVM = table(summary, "by_vm")
             let columns = ["observed", "not_observed"]
+            let (topVMs, hidden) = top(byVM, by: ["not_observed"])
             return SVGChart.stackedBars(
                 label: "Time qmplog watched each VM",
                 series: columns,
-                rows: rows(byVM, label: "vm", values: columns)
-            ) + HTMLText.table(byVM)
+                rows: rows(topVMs, label: "vm", values: columns)
+            ) + HTMLText.table(topVMs) + elsewhere(hidden, of: byVM, .summary, most: "time not observed")
         }
         body += section("Latest events", summary: []) {
             HTMLText.table(
@@ -197,6 +206,54 @@ struct Dashboard {
         }
         return "<section><h2>\(HTMLText.escape(title))</h2>"
             + (facts.isEmpty ? "" : "<dl>\(facts.joined())</dl>") + content() + "</section>\n"
+    }
+
+    /// The ``topVMs`` rows of `table` with the largest sum of `columns` (ties by name, as listed),
+    /// and how many rows are left out.
+    private func top(_ table: ReportTable, by columns: [String]) -> (table: ReportTable, hidden: Int) {
+        guard table.rows.count > Self.topVMs else { return (table, 0) }
+        let ranked = table.rows.enumerated().map { index, row in
+            (row: row, index: index, total: columns.reduce(0) { $0 + number(value(row, table.columns, $1)) })
+        }
+        .sorted { ($0.total, -$0.index) > ($1.total, -$1.index) }
+        var top = table
+        top.rows = ranked.prefix(Self.topVMs).sorted { $0.index < $1.index }.map(\.row)
+        top.title += " (the \(Self.topVMs) with the most)"
+        return (top, table.rows.count - Self.topVMs)
+    }
+
+    /// Where the VMs a chart leaves out are: the report's full table and its JSON, same window.
+    private func elsewhere(_ hidden: Int, of table: ReportTable, _ kind: ReportKind, most: String) -> String {
+        guard hidden > 0 else { return "" }
+        let window = (try? window().name) ?? "7d"
+        var json = "/api/reports/\(kind.rawValue)?by=vm"
+        if let since = (try? self.window())?.since { json += "&since=\(since)" }
+        return
+            "<p class=\"more\">The \(Self.topVMs) VMs with the most \(HTMLText.escape(most)) of \(table.rows.count) are shown; "
+            + "\(hidden) more: <a href=\"/report/\(kind.rawValue)?window=\(window)\">the full table</a>, "
+            + "<a href=\"\(HTMLText.escape(json))\">JSON</a>, or each VM's own page.</p>"
+    }
+
+    /// `/report/KIND`: every table of a report over the page's window, for the VMs the fleet page
+    /// leaves out of its charts.
+    func reportPage(_ name: String) async throws -> String {
+        for parameter in parameters.parameters where !["window", "vm"].contains(parameter.name) {
+            throw BadParameter(parameter.name, "unknown parameter; this page takes window, vm")
+        }
+        guard let kind = ReportKind(rawValue: name) else {
+            throw BadParameter(
+                "kind",
+                "no report \(name); reports: \(ReportKind.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+        var query = try query(machines: parameters.all("vm"))
+        query.interval = nil
+        let result = try await server.run(kind, query)
+        var body = controls(action: "/report/\(kind.rawValue)", vms: parameters.all("vm"))
+        body += section("report \(kind.rawValue)", summary: result.summary) {
+            result.tables.map(HTMLText.table).joined()
+        }
+        return HTMLText.page(title: "qmplog: report \(kind.rawValue)", body: body)
     }
 
     private func table(_ result: ReportResult, _ name: String) -> ReportTable {

@@ -102,6 +102,13 @@ package struct WebServer: Sendable {
                 return html(page)
             }
         }
+        router.get("/report/:kind") { request, context in
+            try await answer {
+                let page = try await Dashboard(server: self, parameters: HTTPQuery(request.uri.query))
+                    .reportPage(context.parameters.get("kind") ?? "")
+                return html(page)
+            }
+        }
         router.get("/vm/:name") { request, context in
             try await answer {
                 let name = context.parameters.get("name")?.removingPercentEncoding ?? ""

@@ -561,4 +561,30 @@ struct ServeTests {
         }
         return String(decoding: answer, as: UTF8.self)
     }
+    /// A fleet page stays a page: over 1,000 VMs each per-VM chart draws the top 10, says how
+    /// many it leaves out and where they are, and `/report/KIND` has them all.
+    @Test func aThousandVMsMakeAPageOfBoundedSizeWithTheRestAClickAway() async throws {
+        let dayAgo = (Int64(Date().timeIntervalSince1970) - 86_400) * 1_000_000
+        let host = try await SyntheticHost(name: "thousand", machines: 1_000, eventsPerMachine: 4, start: dayAgo)
+        defer { host.remove() }
+        let port = try Fleet.freePort()
+        let server = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: ["serve", "--db", host.directory.file("events.sqlite"), "--http", "127.0.0.1:\(port)"],
+            outputPath: host.directory.file("serve.out")
+        )
+        defer { server.kill9() }
+        let base = "http://127.0.0.1:\(port)"
+        try await RecordHooksTests.waitUntil { (try? await Fleet.get(base + "/api/vms"))?.status == 200 }
+        let page = try await Fleet.get(base + "/?window=all")
+        #expect(page.status == 200)
+        #expect(page.body.utf8.count <= 150_000, "\(page.body.utf8.count) bytes")
+        #expect(page.body.contains("The 10 VMs with the most resets of 1000 are shown; 990 more"))
+        #expect(page.body.contains(#"<a href="/report/resets?window=all">the full table</a>"#))
+        #expect(page.body.contains(#"<a href="/api/reports/resets?by=vm">JSON</a>"#))
+        let full = try await Fleet.get(base + "/report/resets?window=all")
+        #expect(full.status == 200)
+        for vm in ["vm-0", "vm-500", "vm-999"] { #expect(full.body.contains(">\(vm)<"), "\(vm)") }
+        #expect(try await Fleet.get(base + "/report/nope").status == 400)
+    }
 }
