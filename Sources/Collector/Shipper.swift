@@ -1,6 +1,6 @@
 public import EventStore
 package import Health
-public import Logging
+package import Logging
 public import ServiceLifecycle
 
 #if canImport(Glibc)

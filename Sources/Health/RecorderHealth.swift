@@ -27,46 +27,61 @@ package final class RecorderHealth: Sendable {
 
     package init() {
         eventsStored = registry.makeCounter(
-            name: "qmplog_recorder_events_stored_total",
-            help: "Events this recorder committed to its database since it started."
+            descriptor: Self.named(
+                "qmplog_recorder_events_stored_total",
+                "Events this recorder committed to its database since it started."
+            )
         )
         commitDuration = registry.makeDurationHistogram(
-            name: "qmplog_recorder_commit_duration_seconds",
+            descriptor: Self.named(
+                "qmplog_recorder_commit_duration_seconds",
+                "How long each of the writer's transactions took to commit."
+            ),
             buckets: [
                 .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
                 .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(10),
-            ],
-            help: "How long each of the writer's transactions took to commit."
+            ]
         )
         writerBacklog = registry.makeGauge(
-            name: "qmplog_recorder_writer_backlog_events",
-            help: "Events received and waiting for the writer's next commit."
+            descriptor: Self.named(
+                "qmplog_recorder_writer_backlog_events",
+                "Events received and waiting for the writer's next commit."
+            )
         )
         var monitors: [MonitorState: Gauge] = [:]
         for state in MonitorState.allCases {
             monitors[state] = registry.makeGauge(
-                name: "qmplog_recorder_monitors",
-                labels: [("state", state.rawValue)],
-                help: "The recorder's monitors (dialled, watched, listened and libvirt) by state."
+                descriptor: Self.named(
+                    "qmplog_recorder_monitors",
+                    "The recorder's monitors (dialled, watched, listened and libvirt) by state."
+                ),
+                labels: [("state", state.rawValue)]
             )
         }
         self.monitors = monitors
         connectionsRefused = registry.makeCounter(
-            name: "qmplog_recorder_connections_refused_total",
-            help: "Connections to --listen sockets refused: their user is not allowed (--listen-allow-uid)."
+            descriptor: Self.named(
+                "qmplog_recorder_connections_refused_total",
+                "Connections to --listen sockets refused: their user is not allowed (--listen-allow-uid)."
+            )
         )
         shipLastSuccess = registry.makeGauge(
-            name: "qmplog_ship_last_success_timestamp_seconds",
-            help:
+            descriptor: Self.named(
+                "qmplog_ship_last_success_timestamp_seconds",
                 "When the last ship round left the fleet's PostgreSQL holding everything committed before it (or shipping started)."
+            )
         )
         shipPending = registry.makeGauge(
-            name: "qmplog_ship_pending_events",
-            help: "Events committed here and not yet in the fleet's PostgreSQL, as of the last ship round."
+            descriptor: Self.named(
+                "qmplog_ship_pending_events",
+                "Events committed here and not yet in the fleet's PostgreSQL, as of the last ship round."
+            )
         )
         shipFailures = registry.makeCounter(
-            name: "qmplog_ship_failures_total",
-            help: "Ship rounds that failed (and are retried after a backoff)."
+            descriptor: Self.named(
+                "qmplog_ship_failures_total",
+                "Ship rounds that failed (and are retried after a backoff)."
+            )
         )
     }
 
@@ -113,14 +128,21 @@ package final class RecorderHealth: Sendable {
 
     private func hookRuns(position: Int, on: String, outcome: HookOutcome) -> Counter {
         registry.makeCounter(
-            name: "qmplog_hook_runs_total",
-            labels: [("hook", "\(position)"), ("on", on), ("outcome", outcome.rawValue)],
-            help: "Hook runs by outcome: ok (exit 0), failed (another exit or a signal), timeout, dropped (queue full)."
+            descriptor: Self.named(
+                "qmplog_hook_runs_total",
+                "Hook runs by outcome: ok (exit 0), failed (another exit or a signal), timeout, dropped (queue full)."
+            ),
+            labels: [("hook", "\(position)"), ("on", on), ("outcome", outcome.rawValue)]
         )
     }
 
     package enum HookOutcome: String, CaseIterable, Sendable {
         case ok, failed, timeout, dropped
+    }
+
+    /// A metric's full name and its help (the registry's descriptor, which would join name parts).
+    private static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     /// The Prometheus text of every figure above.
