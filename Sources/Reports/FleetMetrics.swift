@@ -23,8 +23,22 @@ package enum FleetMetrics {
         async throws -> [MetricFamily]
     {
         let data = try await ReportData(database: database, query: ReportQuery(now: now))
-        func vm(_ id: Int64) -> String { data.name(of: id) }
+        let build = MetricFamily(
+            name: "qmplog_build_info",
+            help: "The qmplog serving these metrics.",
+            kind: .gauge,
+            samples: [([("version", version)], 1)]
+        )
+        return
+            (try await historyFamilies(data)
+            + (try await recentIncidents(of: database, now: now, name: data.name(of:)))
+            + [try await eventFamily(data)] + (try await stateFamilies(data, monitors: monitors)) + [build])
+            .map(merged)
+    }
 
+    /// The whole history's shutdowns, resets, panics and watchdog firings, from the rollup where it answers.
+    private static func historyFamilies(_ data: ReportData) async throws -> [MetricFamily] {
+        func vm(_ id: Int64) -> String { data.name(of: id) }
         var shutdowns = MetricFamily(
             name: "qmplog_vm_shutdowns_total",
             help:
@@ -67,8 +81,11 @@ package enum FleetMetrics {
             watchdog.samples.append(([("vm", vm(id)), ("action", bounded(key[0]))], value))
         }
 
-        let recent = try await recentIncidents(of: database, now: now, name: vm)
+        return [shutdowns, resets, panics, watchdog]
+    }
 
+    /// Events recorded per VM and name.
+    private static func eventFamily(_ data: ReportData) async throws -> MetricFamily {
         var events = MetricFamily(
             name: "qmplog_events_total",
             help: "Events recorded, by event name.",
@@ -81,8 +98,13 @@ package enum FleetMetrics {
         for (id, key, value) in sorted(eventFacts) where key.count == 1 {
             eventTotals[id, default: [:]][bounded(key[0], uppercase: true), default: 0] += value
         }
-        events.samples += samples(eventTotals, label: "event", vm: vm)
+        events.samples += samples(eventTotals, label: "event", vm: data.name(of:))
+        return events
+    }
 
+    /// Each VM's state now and its info; with `monitors`, whether this recorder is attached to it.
+    private static func stateFamilies(_ data: ReportData, monitors: Bool) async throws -> [MetricFamily] {
+        func vm(_ id: Int64) -> String { data.name(of: id) }
         var state = MetricFamily(
             name: "qmplog_vm_state",
             help: "1 for each VM's current run state (unknown when no recorder is attached to it), 0 for the others.",
@@ -104,7 +126,7 @@ package enum FleetMetrics {
                 "1 when the VM's monitor connection failed while the VM was not shut down (it may run unwatched), else 0.",
             kind: .gauge
         )
-        for overview in try await database.machineOverviews(
+        for overview in try await data.database.machineOverviews(
             stateEvents: StateReport.stateEvents,
             settling: StateReport.settlingEvents,
             countingEvents: false
@@ -129,17 +151,7 @@ package enum FleetMetrics {
                 )
             )
         }
-
-        let build = MetricFamily(
-            name: "qmplog_build_info",
-            help: "The qmplog serving these metrics.",
-            kind: .gauge,
-            samples: [([("version", version)], 1)]
-        )
-        return
-            ([shutdowns, resets, panics, watchdog] + recent + [events, state, info, build]
-            + (monitors ? [connected, lost] : []))
-            .map(merged)
+        return [state, info] + (monitors ? [connected, lost] : [])
     }
 
     /// How far back the stop, pause and crash-loop figures look: their classification walks every

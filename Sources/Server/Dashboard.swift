@@ -40,28 +40,21 @@ struct Dashboard {
         }
         let vms = parameters.all("vm")
         let query = try query(machines: vms)
-        let shutdowns = try await server.run(.shutdowns, query)
-        let panics = try await server.run(.panics, query)
         var perVM = query
         perVM.interval = nil
-        let resets = try await server.run(.resets, perVM)
-        let watchdog = try await server.run(.watchdog, perVM)
-        let states = try await server.run(.states, perVM)
-        let stateColumns = ["running", "paused", "suspended", "shutdown", "prelaunch", "unknown"]
-        // The timeline of the VMs that spent the most time not running: their series only.
-        let (topStates, hiddenStates) = top(table(states, "by_vm"), by: stateColumns.filter { $0 != "running" })
-        var stateQuery = perVM
-        stateQuery.interval = try window().buckets
-        stateQuery.machines = rows(topStates, label: "vm", values: []).map(\.label)
-        let stateSeries = stateQuery.machines.isEmpty ? nil : try await server.run(.states, stateQuery)
-        let summary = try await server.run(.summary, perVM)
-        let database = server.database
-        let names = Dictionary(uniqueKeysWithValues: try await database.allMachines().map { ($0.id, $0.displayName) })
-        let selected = vms.isEmpty ? nil : names.filter { vms.contains($0.value) }.map(\.key)
-        let latest = try await database.latestEvents(limit: 20, machineIds: selected)
-
         var body = controls(action: "/", vms: vms)
-        body += section("Shutdowns per day, by initiator", summary: shutdowns.summary) {
+        body += try await shutdownsSection(query)
+        body += try await panicsSection(query)
+        body += try await resetsSection(perVM)
+        body += try await statesSection(perVM)
+        body += try await observedSection(perVM)
+        body += try await latestSection(vms)
+        return HTMLText.page(title: "qmplog: the fleet", body: body)
+    }
+
+    private func shutdownsSection(_ query: ReportQuery) async throws -> String {
+        let shutdowns = try await server.run(.shutdowns, query)
+        return section("Shutdowns per day, by initiator", summary: shutdowns.summary) {
             let series = table(shutdowns, "series")
             let columns = ["guest", "host", "host_requested_acpi", "unknown"]
             return SVGChart.stackedColumns(
@@ -70,7 +63,11 @@ struct Dashboard {
                 columns: rows(series, label: "bucket", values: columns)
             ) + HTMLText.table(series) + HTMLText.table(table(shutdowns, "by_reason"))
         }
-        body += section("Panics", summary: panics.summary) {
+    }
+
+    private func panicsSection(_ query: ReportQuery) async throws -> String {
+        let panics = try await server.run(.panics, query)
+        return section("Panics", summary: panics.summary) {
             let byType = table(panics, "by_type")
             let byVM = table(panics, "by_vm")
             let (topVMs, hidden) = top(byVM, by: ["panics"])
@@ -82,7 +79,12 @@ struct Dashboard {
                 + SVGChart.bars(label: "Panics per VM", rows: rows(topVMs, label: "vm", values: ["panics"]), link: true)
                 + HTMLText.table(topVMs) + elsewhere(hidden, of: byVM, .panics, most: "panics")
         }
-        body += section("Resets and watchdog firings per VM", summary: []) {
+    }
+
+    private func resetsSection(_ perVM: ReportQuery) async throws -> String {
+        let resets = try await server.run(.resets, perVM)
+        let watchdog = try await server.run(.watchdog, perVM)
+        return section("Resets and watchdog firings per VM", summary: []) {
             let resetRows = table(resets, "by_vm")
             let (topResets, hidden) = top(resetRows, by: ["distinct"])
             let watchdogRows = table(watchdog, "by_vm")
@@ -96,23 +98,38 @@ struct Dashboard {
                 + HTMLText.table(topWatchdog)
                 + elsewhere(hiddenWatchdog, of: watchdogRows, .watchdog, most: "watchdog firings")
         }
-        body += section("Run state per VM", summary: []) {
+    }
+
+    /// The timeline of the VMs that spent the most time not running: their series only.
+    private func statesSection(_ perVM: ReportQuery) async throws -> String {
+        let states = try await server.run(.states, perVM)
+        let columns = ["running", "paused", "suspended", "shutdown", "prelaunch", "unknown"]
+        let (topStates, hidden) = top(table(states, "by_vm"), by: columns.filter { $0 != "running" })
+        var seriesQuery = perVM
+        seriesQuery.interval = try window().buckets
+        seriesQuery.machines = rows(topStates, label: "vm", values: []).map(\.label)
+        let series = seriesQuery.machines.isEmpty ? nil : try await server.run(.states, seriesQuery)
+        return section("Run state per VM", summary: []) {
             // One lane per VM, bucket by bucket.
             var buckets: [String: [[Double]]] = [:]
-            for row in stateSeries.map({ rows(table($0, "series"), label: "vm", values: stateColumns) }) ?? [] {
+            for row in series.map({ rows(table($0, "series"), label: "vm", values: columns) }) ?? [] {
                 buckets[row.label, default: []].append(row.values)
             }
             let lanes = rows(topStates, label: "vm", values: []).map {
                 (label: $0.label, buckets: buckets[$0.label] ?? [])
             }
             return SVGChart.stateTimeline(
-                label: "Run state per VM and \(stateQuery.interval?.rawValue ?? "")",
-                series: stateColumns,
+                label: "Run state per VM and \(seriesQuery.interval?.rawValue ?? "")",
+                series: columns,
                 lanes: lanes
             ) + HTMLText.table(topStates)
-                + elsewhere(hiddenStates, of: table(states, "by_vm"), .states, most: "time not running")
+                + elsewhere(hidden, of: table(states, "by_vm"), .states, most: "time not running")
         }
-        body += section("Observed and unobserved time", summary: summary.summary) {
+    }
+
+    private func observedSection(_ perVM: ReportQuery) async throws -> String {
+        let summary = try await server.run(.summary, perVM)
+        return section("Observed and unobserved time", summary: summary.summary) {
             let byVM = table(summary, "by_vm")
             let columns = ["observed", "not_observed"]
             let (topVMs, hidden) = top(byVM, by: ["not_observed"])
@@ -122,7 +139,14 @@ struct Dashboard {
                 rows: rows(topVMs, label: "vm", values: columns)
             ) + HTMLText.table(topVMs) + elsewhere(hidden, of: byVM, .summary, most: "time not observed")
         }
-        body += section("Latest events", summary: []) {
+    }
+
+    private func latestSection(_ vms: [String]) async throws -> String {
+        let database = server.database
+        let names = Dictionary(uniqueKeysWithValues: try await database.allMachines().map { ($0.id, $0.displayName) })
+        let selected = vms.isEmpty ? nil : names.filter { vms.contains($0.value) }.map(\.key)
+        let latest = try await database.latestEvents(limit: 20, machineIds: selected)
+        return section("Latest events", summary: []) {
             HTMLText.table(
                 ReportTable(
                     name: "latest_events",
@@ -138,7 +162,6 @@ struct Dashboard {
                 )
             )
         }
-        return HTMLText.page(title: "qmplog: the fleet", body: body)
     }
 
     func machinePage(_ name: String) async throws -> String {
