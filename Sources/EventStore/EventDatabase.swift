@@ -138,7 +138,7 @@ public struct EventDatabase: Sendable {
 
     /// SQLite's process-wide options, set once before the first connection opens: no mutex per
     /// call on a connection (GRDB serializes each connection on its own queue) and none per
-    /// allocation for memory statistics nobody reads. Measured on a flood: see BENCHMARKS.md.
+    /// allocation for memory statistics nobody reads (BENCHMARKS.md section 1).
     /// When something else initialized SQLite first, the defaults stay; nothing depends on it.
     private static let processOptions: Int32 = qmplog_sqlite_configure()
 
@@ -154,8 +154,7 @@ public struct EventDatabase: Sendable {
                 // A checkpoint every 16 MB of WAL instead of 4 MB: fewer checkpoints during a flood.
                 // A recording database replaces it with a WAL hook (see WALCheckpointer), which
                 // checkpoints every 64 MB; a WAL that grew past that during a flood is cut back to
-                // 64 MB when it restarts.
-                // (An 8 MiB page cache was measured too: within noise for ingest, +7 MiB with 1,000 VMs.)
+                // 64 MB when it restarts. SQLite's default page cache stays (BENCHMARKS.md section 1).
                 try db.execute(
                     sql: """
                         PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4000;

@@ -5,28 +5,22 @@ import Synchronization
 /// Copies the write-ahead log back into the database file on a connection of its own, so the one
 /// writer never stops to do it.
 ///
-/// SQLite's automatic checkpoint runs on the committing connection: every 16 MB of WAL the writer
-/// copied the pages into the main file and waited for two `fdatasync`s — about a quarter of a
-/// second per checkpoint here, during which no event was written (measured in a 300,000-event
-/// flood: the writer's CPU dropped by half for 0.1–0.4 s every 4,000 pages). Instead, a WAL hook on
-/// the writer's connection asks this checkpointer, whose `PASSIVE` checkpoint runs beside the
-/// writer's next commits, every 64 MB of WAL. Once the WAL reaches 256 MB (a long
+/// SQLite's automatic checkpoint runs on the committing connection, which then writes no event
+/// while it copies pages and waits for two `fdatasync`s (BENCHMARKS.md section 1). Instead, a WAL
+/// hook on the writer's connection asks this checkpointer, whose `PASSIVE` checkpoint runs beside
+/// the writer's next commits, every 64 MB of WAL. Once the WAL reaches 256 MB (a long
 /// flood), the writer checkpoints itself, as SQLite would have, so the WAL restarts and stays
 /// bounded; a restarted WAL file is cut back to 64 MB (`journal_size_limit`).
 final class WALCheckpointer: Sendable {
-    /// A background checkpoint starts when the WAL holds this many pages (64 MB of 4 KiB pages).
-    ///
-    /// Off the writer's thread a checkpoint still takes CPU from it on a small machine, and pages
-    /// rewritten by many commits (index pages) are copied once per checkpoint: a 1,000,000-event
-    /// flood took 6.9–7.1 s with checkpoints every 64 MB against 7.4–7.8 s every 16 MB (A/B).
+    /// A background checkpoint starts when the WAL holds this many pages (64 MB of 4 KiB pages):
+    /// rarer checkpoints copy the pages many commits rewrite (index pages) fewer times.
     static let backgroundPages: Int32 = 16_000
     /// The writer checkpoints itself when the WAL holds this many pages (256 MB).
     ///
     /// The WAL restarts from its beginning when a transaction starts with every page copied back.
     /// While the writer commits back to back (a flood), the background checkpoint is always a
     /// commit behind, so the WAL keeps growing until the flood pauses; at this size the writer's
-    /// own checkpoint lets the next transaction restart it. (Measured with a 64 MB bound: each of
-    /// these checkpoints stalled the writer for about 0.3 s, mostly syncing the WAL's new pages.)
+    /// own checkpoint lets the next transaction restart it; a lower bound stalls the writer more often.
     static let writerPages: Int32 = 64_000
 
     private let connection: DatabaseQueue

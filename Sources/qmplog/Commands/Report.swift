@@ -49,7 +49,12 @@ extension QMPLogCommand {
             name: .customLong("by"),
             help: ArgumentHelp("Add a per-VM table (shutdowns, resets): --by vm.", valueName: "vm")
         )
-        var by: String?
+        var by: Grouping?
+
+        /// What `--by` splits a report by: only VMs so far.
+        enum Grouping: String, ExpressibleByArgument, CaseIterable {
+            case vm
+        }
 
         @Option(help: "Seconds after a POWERDOWN within which a guest SHUTDOWN counts as host-requested (shutdowns).")
         var powerdownWindow: Int = 300
@@ -66,7 +71,6 @@ extension QMPLogCommand {
         @OptionGroup var tableWidth: TableWidthOptions
 
         func validate() throws {
-            if let by, by != "vm" { throw ValidationError("--by takes 'vm'.") }
             guard (0...86_400).contains(powerdownWindow) else {
                 throw ValidationError("--powerdown-window must be 0 to 86400 seconds (a day).")
             }
@@ -82,7 +86,7 @@ extension QMPLogCommand {
             let database = try await store.openForReports()
             var query = try await filter.query(on: database)
             query.interval = interval
-            query.byMachine = by == "vm"
+            query.byMachine = by == .vm
             query.powerdownWindow = Int64(powerdownWindow) * 1_000_000
             query.crashLoopCount = crashLoopCount
             query.crashLoopWindow = Int64(crashLoopWindow) * 1_000_000
