@@ -143,13 +143,11 @@ let package = Package(
             // executable (47,000 here, tables the loader reads; nothing looks them up), and 135,000
             // relative relocations take 3.2 MiB as RELA entries, 26 KiB packed (DT_RELR, glibc 2.36,
             // lld). About 5 MiB less RSS for a recorder of 1,000 VMs (BENCHMARKS.md section 11).
-            // The Swift runtime and Foundation are linked in (-static-stdlib, what --static-swift-stdlib
-            // passes) by every release build: loaded as shared libraries they cost 8 MiB more.
             linkerSettings: [
                 .unsafeFlags(
                     [
-                        "-static-stdlib", "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z",
-                        "-Xlinker", "pack-relative-relocs",
+                        "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker",
+                        "pack-relative-relocs",
                     ],
                     .when(configuration: .release)
                 )
