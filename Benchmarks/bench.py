@@ -145,7 +145,7 @@ def ingest(args):
         sock, db = os.path.join(work, f"q{run}.qmp"), os.path.join(work, f"q{run}.sqlite")
         server = start_flood([sock], args.events, "query-status")
         try:
-            elapsed, rss, cpu, _ = timed([QMPLOG, "record", "--once", "--log-level", "error", "--db", db, sock])
+            elapsed, rss, cpu, _ = timed([args.qmplog, "record", "--once", "--log-level", "error", "--db", db, sock])
         finally:
             server.kill()
         assert count_rows(db) == expected, f"qmplog stored {count_rows(db)} of {expected}"
@@ -739,6 +739,7 @@ def main():
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--skip-python", action="store_true")
+    p.add_argument("--qmplog", default=QMPLOG, help="the qmplog binary to measure (default: the release build)")
     p.set_defaults(run=ingest)
     p = sub.add_parser("reports", help="reports over a generated year of events vs json_extract over raw JSON")
     p.add_argument("--events", type=int, default=10_000_000)
