@@ -536,9 +536,9 @@ def serve(args):
     started = time.time()
     make_report_database(db, args.events, args.vms)
     print(f"generated {count_rows(db):,} events in {time.time() - started:.0f} s", flush=True)
-    subprocess.run([QMPLOG, "rollup", "--db", db], check=True, capture_output=True)
+    subprocess.run([args.qmplog, "rollup", "--db", db], check=True, capture_output=True)
     port = 9750 + os.getpid() % 200
-    server = subprocess.Popen([QMPLOG, "serve", "--db", db, "--http", f"127.0.0.1:{port}", "--log-level", "error"])
+    server = subprocess.Popen([args.qmplog, "serve", "--db", db, "--http", f"127.0.0.1:{port}", "--log-level", "error"])
     summary = {}
     try:
         base = f"http://127.0.0.1:{port}"
@@ -778,6 +778,7 @@ def main():
     p.add_argument("--events", type=int, default=10_000_000)
     p.add_argument("--vms", type=int, default=1000)
     p.add_argument("--seconds", type=int, default=20)
+    p.add_argument("--qmplog", default=QMPLOG, help="the qmplog binary to measure (default: the release build)")
     p.set_defaults(run=serve)
     p = sub.add_parser("ship", help="qmplog ship of a generated database vs psql \\copy of the same rows")
     p.add_argument("--events", type=int, default=1_000_000)

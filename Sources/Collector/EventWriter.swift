@@ -75,7 +75,6 @@ final class EventWriter: Sendable {
             guard !state.failed else { return (nil, false) }
             state.events.append(contentsOf: batch)
             for event in batch { state.dataBytes += event.data?.utf8.count ?? 0 }
-            health.backlog(state.events.count)
             let full = state.events.count >= maximumPending || state.dataBytes >= maximumPendingBytes
             if full { state.readersWaiting.append(resume) }
             return (state.takeWriter(), full)
@@ -150,6 +149,8 @@ final class EventWriter: Sendable {
                 return (state.events, state.identifications, state.endings, state.readersWaiting)
             }
             for resume in readers { resume() }
+            // What waited for this commit; set per commit, not per event, to cost the readers nothing.
+            health.backlog(batch.count)
             do {
                 let started = ContinuousClock.now
                 try await database.write(events: batch, identifications: identifications, endings: batchEndings)

@@ -25,6 +25,21 @@ struct PrometheusTests {
         return found
     }
 
+    /// Debian's Prometheus with `configuration`, its data and log in `directory`, on a loopback port.
+    static func startPrometheus(_ configuration: String, port: Int, in directory: TemporaryDirectory) throws
+        -> ChildProcess
+    {
+        try configuration.write(toFile: directory.file("prometheus.yml"), atomically: true, encoding: .utf8)
+        return try ChildProcess(
+            prometheus,
+            arguments: [
+                "--config.file=\(directory.file("prometheus.yml"))", "--storage.tsdb.path=\(directory.file("tsdb"))",
+                "--web.listen-address=127.0.0.1:\(port)",
+            ],
+            outputPath: directory.file("prometheus.out")
+        )
+    }
+
     @Test func theRulesAreValidAndPassTheirUnitTests() async throws {
         guard try Self.installed(Self.promtool) else { return }
         let directory = try TemporaryDirectory(prefix: "rules")
@@ -128,16 +143,7 @@ struct PrometheusTests {
                 static_configs:
                   - targets: ["127.0.0.1:\(recorderPort)", "127.0.0.1:\(servePort)"]
             """
-        try configuration.write(toFile: directory.file("prometheus.yml"), atomically: true, encoding: .utf8)
-        let server = try ChildProcess(
-            Self.prometheus,
-            arguments: [
-                "--config.file=\(directory.file("prometheus.yml"))",
-                "--storage.tsdb.path=\(directory.file("tsdb"))",
-                "--web.listen-address=127.0.0.1:\(prometheusPort)",
-            ],
-            outputPath: directory.file("prometheus.out")
-        )
+        let server = try Self.startPrometheus(configuration, port: prometheusPort, in: directory)
         defer { server.kill9() }
         let api = "http://127.0.0.1:\(prometheusPort)/api/v1"
         func query(_ expression: String) async throws -> [[String: Any]] {
@@ -347,16 +353,7 @@ struct PrometheusTests {
             + job("right", scheme: "https", password: "scrape secret")
             + job("wrong", scheme: "https", password: "guess") + job("none", scheme: "https", password: nil)
             + job("plain", scheme: "http", password: "scrape secret")
-        try prometheusConfig.write(toFile: directory.file("prometheus.yml"), atomically: true, encoding: .utf8)
-        let prometheus = try ChildProcess(
-            Self.prometheus,
-            arguments: [
-                "--config.file=\(directory.file("prometheus.yml"))",
-                "--storage.tsdb.path=\(directory.file("tsdb"))",
-                "--web.listen-address=127.0.0.1:\(prometheusPort)",
-            ],
-            outputPath: directory.file("prometheus.out")
-        )
+        let prometheus = try Self.startPrometheus(prometheusConfig, port: prometheusPort, in: directory)
         defer { prometheus.kill9() }
         func up() async throws -> [String: String] {
             let body = try await ServeTests.Fleet.get("http://127.0.0.1:\(prometheusPort)/api/v1/query?query=up").body
