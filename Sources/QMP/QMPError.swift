@@ -6,8 +6,9 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is. New codes may be added; switch with a `default`.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
-            case malformedMessage, messageTooLarge, notQMP, greetingTimeout, busy, connectionClosed
-            case connectFailed, commandNotAllowed, commandFailed, unexpectedReply, invalidEndpoint, invalidArguments
+            case malformedMessage, messageTooLarge, notQMP, busy, connectionClosed
+            case connectFailed, commandNotAllowed, commandFailed, unexpectedReply, notReady, invalidEndpoint
+            case invalidArguments
             case peerRefused, replyTimeout
         }
         private let value: Value
@@ -19,9 +20,8 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
         public static let messageTooLarge = Code(.messageTooLarge)
         /// The peer speaks JSON but not QMP (no greeting, or a message of unknown shape).
         public static let notQMP = Code(.notQMP)
-        /// No greeting arrived in time.
-        public static let greetingTimeout = Code(.greetingTimeout)
-        /// The socket accepted us but another client holds the monitor (QEMU serves one at a time).
+        /// The socket accepted us but sent no greeting in time: another client holds the monitor
+        /// (QEMU serves one at a time), or the peer is not QMP.
         public static let busy = Code(.busy)
         /// The peer closed the connection.
         public static let connectionClosed = Code(.connectionClosed)
@@ -33,6 +33,8 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
         public static let commandFailed = Code(.commandFailed)
         /// A reply did not have the shape the command promises.
         public static let unexpectedReply = Code(.unexpectedReply)
+        /// A command was asked for before the handshake finished or while another awaits its reply.
+        public static let notReady = Code(.notReady)
         /// A target string could not be parsed as an endpoint.
         public static let invalidEndpoint = Code(.invalidEndpoint)
         /// A command's arguments are not a JSON object.
@@ -48,13 +50,13 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
             case .malformedMessage: "malformed message"
             case .messageTooLarge: "message too large"
             case .notQMP: "not a QMP peer"
-            case .greetingTimeout: "greeting timeout"
             case .busy: "busy"
             case .connectionClosed: "connection closed"
             case .connectFailed: "connect failed"
             case .commandNotAllowed: "command not allowed"
             case .commandFailed: "command failed"
             case .unexpectedReply: "unexpected reply"
+            case .notReady: "not ready for a command"
             case .invalidEndpoint: "invalid endpoint"
             case .invalidArguments: "invalid arguments"
             case .peerRefused: "peer refused"

@@ -1,7 +1,7 @@
 /// An error from a report: what was asked that cannot be answered, and why.
 public struct ReportsError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Value: Hashable, Sendable { case unknownMachine, invalidQuery }
+        private enum Value: Hashable, Sendable { case unknownMachine, invalidQuery, writeFailed }
         private let value: Value
         private init(_ value: Value) { self.value = value }
 
@@ -9,11 +9,14 @@ public struct ReportsError: Error, Sendable, CustomStringConvertible {
         public static let unknownMachine = Code(.unknownMachine)
         /// The query cannot be answered as asked (for example `--since` after `--until`).
         public static let invalidQuery = Code(.invalidQuery)
+        /// The answer could not be written (a full disk, a closed pipe).
+        public static let writeFailed = Code(.writeFailed)
 
         public var description: String {
             switch value {
             case .unknownMachine: "unknown VM"
             case .invalidQuery: "invalid query"
+            case .writeFailed: "write failed"
             }
         }
     }

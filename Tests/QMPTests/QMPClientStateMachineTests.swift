@@ -35,7 +35,8 @@ struct QMPClientStateMachineTests {
 
     @Test func refusesToSendBeforeTheHandshake() {
         var machine = QMPClientStateMachine()
-        #expect(throws: QMPError.self) { try machine.send(.queryStatus) }
+        let error = #expect(throws: QMPError.self) { try machine.send(.queryStatus) }
+        #expect(error?.code == .notReady, "\(String(describing: error))")
     }
 
     private func makeReadyMachine() throws -> QMPClientStateMachine {

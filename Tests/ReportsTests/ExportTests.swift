@@ -116,6 +116,26 @@ struct ExportTests {
         }
     }
 
+    @Test func aFullDiskIsAWriteFailureNamingTheCause() async throws {
+        let fixture = try await FixtureDatabase([
+            ("vm1", [.init(lines: [FixtureDatabase.event("STOP", at: 1_795_000_001)])])
+        ])
+        defer { fixture.remove() }
+        let database = try EventDatabase.openForReading(path: fixture.directory.file("events.sqlite"))
+        let descriptor = open("/dev/full", O_WRONLY)
+        try #require(descriptor >= 0)
+        defer { close(descriptor) }
+        let error = await #expect(throws: ReportsError.self) {
+            try await EventExporter.export(
+                from: database,
+                query: FixtureDatabase.query(),
+                format: .ndjson,
+                to: descriptor
+            )
+        }
+        #expect(error?.code == .writeFailed && error?.message.contains("cannot write the export") == true)
+    }
+
     private func export(
         _ database: EventDatabase,
         format: EventExporter.Format,

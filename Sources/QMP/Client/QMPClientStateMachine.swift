@@ -33,12 +33,12 @@ public struct QMPClientStateMachine: Sendable {
 
     /// Registers a command to send and returns its id.
     ///
-    /// - Throws: ``QMPError`` `.unexpectedReply` if the handshake is not done or a command is in flight,
+    /// - Throws: ``QMPError`` `.notReady` if the handshake is not done or a command is in flight,
     ///   `.commandNotAllowed` for a command outside the allow-list.
     public mutating func send(_ command: QMPCommand) throws(QMPError) -> Int {
         try QMPCommand.checkAllowed(command.name)
         guard state == .ready else {
-            throw QMPError(code: .unexpectedReply, message: "cannot send '\(command.name)' in state \(state)")
+            throw QMPError(code: .notReady, message: "cannot send '\(command.name)' in state \(state)")
         }
         let id = takeID()
         state = .awaitingReply(id: id, command: command.name)

@@ -171,7 +171,7 @@ final class OutputBuffer {
             return
         }
         if let failure = writeAll(start, count: cursor - start, to: fileDescriptor) {
-            throw ReportsError(code: .invalidQuery, message: "cannot write the export: \(failure)")
+            throw ReportsError(code: .writeFailed, message: "cannot write the export: \(failure)")
         }
         cursor = start
     }
