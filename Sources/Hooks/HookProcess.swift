@@ -137,9 +137,3 @@ private final class HookGroup: Sendable {
         if group > 0 { kill(-group, signal) }
     }
 }
-
-extension String {
-    fileprivate func replacingNUL() -> String {
-        contains("\0") ? String(unicodeScalars.map { $0 == "\0" ? "\u{FFFD}" : Character($0) }) : self
-    }
-}

@@ -10,11 +10,10 @@ public struct MachineIdentity: Sendable, Hashable {
     /// A NUL in a name or UUID becomes U+FFFD: SQLite's C strings end at NUL, which would cut
     /// `a\0b` to `a` and merge it with a VM named `a`.
     public init(name: String?, uuid: String?, endpoint: String) {
-        func visible(_ text: String) -> String {
-            text.utf8.contains(0) ? String(text.unicodeScalars.map { $0 == "\0" ? "\u{FFFD}" : Character($0) }) : text
+        self.name = name.flatMap { $0.isEmpty ? nil : $0.replacingNUL() }
+        self.uuid = uuid.flatMap {
+            $0.isEmpty || $0 == "00000000-0000-0000-0000-000000000000" ? nil : $0.replacingNUL()
         }
-        self.name = name.flatMap { $0.isEmpty ? nil : visible($0) }
-        self.uuid = uuid.flatMap { $0.isEmpty || $0 == "00000000-0000-0000-0000-000000000000" ? nil : visible($0) }
         self.endpoint = endpoint
     }
 
@@ -154,5 +153,12 @@ public struct SessionEnd: Sendable, Hashable {
         self.endedAt = endedAt
         self.reason = reason
         self.discardsEmpty = discardsEmpty
+    }
+}
+
+extension String {
+    /// Each NUL as U+FFFD, for what ends at NUL in C: SQLite's strings, a process's environment.
+    package func replacingNUL() -> String {
+        utf8.contains(0) ? String(unicodeScalars.map { $0 == "\0" ? "\u{FFFD}" : Character($0) }) : self
     }
 }
