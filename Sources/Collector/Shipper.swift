@@ -167,7 +167,7 @@ public struct Shipper: Service, Sendable {
         let host = try await fleet.registerHost(
             id: identity.hostId,
             name: identity.hostName,
-            at: WallClock.microseconds()
+            at: configuration.clock()
         )
         var totals = Totals()
         let limit = configuration.batchSize
@@ -197,7 +197,7 @@ public struct Shipper: Service, Sendable {
             try await database.noteShipped(
                 target: configuration.url.description,
                 through: outcome.cursor.lastEventId,
-                at: WallClock.microseconds(),
+                at: configuration.clock(),
                 clockOffset: outcome.clockOffset
             )
             if outcome.events < limit { return totals }

@@ -297,6 +297,9 @@ extension QMPLogCommand {
                 ),
                 reconnect: ReconnectPolicy(maximumDelay: .milliseconds(Int64(connection.retryMax * 1000)))
             )
+            // One clock for the sessions, the hooks, the server, the ship and the rollup.
+            let clock: @Sendable () -> Int64 = FilterOptions.now
+            configuration.now = clock
             logger.info(
                 "Recording",
                 metadata: [
@@ -329,7 +332,7 @@ extension QMPLogCommand {
                     passedEnvironment: hooking.hookEnvironment,
                     drainsOnShutdown: once,
                     health: health,
-                    now: FilterOptions.now
+                    now: clock
                 )
                 services.append(.init(service: incidentHooks, successTerminationBehavior: .ignore))
             }
@@ -338,14 +341,14 @@ extension QMPLogCommand {
                     database: database,
                     version: QMPLogCommand.configuration.version,
                     recorder: health,
-                    now: FilterOptions.now
+                    now: clock
                 )
                 services.append(.init(service: try httpAddress.application(serving: server, logger: logger)))
             }
             if let shipTo = fleet.shipTo {
                 let shipper = Shipper(
                     database: database,
-                    configuration: try fleet.ship.configuration(to: shipTo, logger: logger),
+                    configuration: try fleet.ship.configuration(to: shipTo, logger: logger, clock: clock),
                     logger: logger,
                     health: health
                 )
@@ -356,7 +359,7 @@ extension QMPLogCommand {
                     database: database,
                     logger: logger,
                     period: Int64(rollupEvery) * 1_000_000,
-                    now: FilterOptions.now
+                    now: clock
                 )
                 services.append(.init(service: maintenance, successTerminationBehavior: .ignore))
             }

@@ -117,7 +117,11 @@ struct ShipOptions: ParsableArguments {
     }
 
     /// The shipper's configuration; a password written in the URL is warned about.
-    func configuration(to url: String, logger: Logger) throws -> Shipper.Configuration {
+    func configuration(
+        to url: String,
+        logger: Logger,
+        clock: @escaping @Sendable () -> Int64 = FilterOptions.now
+    ) throws -> Shipper.Configuration {
         let parsed = try Self.parse(url)
         if parsed.passwordInURL {
             logger.warning(
@@ -128,11 +132,13 @@ struct ShipOptions: ParsableArguments {
                 metadata: ["ship.to": "\(parsed)"]
             )
         }
-        return Shipper.Configuration(
+        var configuration = Shipper.Configuration(
             url: parsed,
             hostName: hostName ?? Shipper.systemHostName(),
             batchSize: shipBatchSize,
             interval: .milliseconds(Int64(shipInterval * 1000))
         )
+        configuration.clock = clock
+        return configuration
     }
 }

@@ -82,10 +82,8 @@ struct FilterOptions: ParsableArguments {
         return query
     }
 
-    /// The wall clock in microseconds since the epoch, read once per command.
-    static func now() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
-    }
+    /// The wall clock in microseconds since the epoch: the clock commands hand to what they run.
+    @Sendable static func now() -> Int64 { WallClock.microseconds() }
 }
 
 extension StoreOptions {
