@@ -44,7 +44,6 @@ public enum EventExporter {
         }
         // VM names from the same snapshot as the events (a join per row cost more than a lookup).
         var row: ExportRow?
-        defer { row?.deallocate() }
         var count = 0
         try database.forEachStoredEvent(named: events, in: data.selection()) { names in
             row = ExportRow(names: names)
@@ -86,7 +85,6 @@ extension EventExporter {
         package mutating func next(byteLimit: Int = 1 << 20) throws -> [UInt8]? {
             let output = OutputBuffer(collecting: ())
             var row: ExportRow?
-            defer { row?.deallocate() }
             var lastId: Int64?
             try database.forEachStoredEvent(
                 named: events,

@@ -4,8 +4,8 @@ import EventStore
 ///
 /// Fields: id, vm (the machine's name), time, seconds, microseconds, received, event, guest,
 /// reason, action, panic_type, panic_reason, data. Text is UTF-8 in SQLite's own memory (see
-/// ``StoredEventRow``), escaped byte by byte.
-struct ExportRow {
+/// ``StoredEventRow``), escaped byte by byte. It owns its buffers, one copy only, freed with it.
+struct ExportRow: ~Copyable {
     /// The data column compacted, for CSV (whose quoting depends on the compacted text).
     private var scratch = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 256)
 
@@ -30,7 +30,7 @@ struct ExportRow {
         self.names = index
     }
 
-    func deallocate() {
+    deinit {
         scratch.deallocate()
         nameBytes.deallocate()
         secondText.deallocate()
