@@ -4,7 +4,7 @@ import Prometheus
 /// what it stores and how fast, its monitors, its hooks and its ship. Counted in the process, so a
 /// restart starts them from zero (Prometheus' `rate` and `increase` take that in their stride).
 ///
-/// Labels are bounded by the operator's own configuration: a monitor's target, a hook's position.
+/// Labels are bounded: a monitor's state, and a hook's position and classes as configured.
 package final class RecorderHealth: Sendable {
     private let registry = PrometheusCollectorRegistry()
 

@@ -66,53 +66,61 @@ package struct WebConfig: Sendable {
         }
         if let tls = top["tls_server_config"] {
             let settings = try mapping(tls, "tls_server_config", path: path)
-            try refuseUnknown(
-                settings,
-                known: ["cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version"],
-                in: "tls_server_config.",
-                path: path
-            )
-            func file(_ key: String) -> String? {
-                settings[key]?.string.map {
-                    $0.hasPrefix("/") ? $0 : directory.appendingPathComponent($0).standardizedFileURL.path
-                }
-            }
-            guard let certificate = file("cert_file"), let key = file("key_file") else {
-                throw WebConfigError(path, "tls_server_config needs both cert_file and key_file")
-            }
-            var tlsConfiguration: TLSConfiguration
-            do {
-                tlsConfiguration = TLSConfiguration.makeServerConfiguration(
-                    certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
-                    privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
-                )
-            } catch {
-                throw WebConfigError(path, "tls_server_config: \(certificate) or \(key): \(error)")
-            }
-            switch settings["min_version"]?.string {
-            case nil, "TLS12": tlsConfiguration.minimumTLSVersion = .tlsv12
-            case "TLS13": tlsConfiguration.minimumTLSVersion = .tlsv13
-            case let other?: throw WebConfigError(path, "tls_server_config.min_version \(other): use TLS12 or TLS13")
-            }
-            switch settings["client_auth_type"]?.string {
-            case nil, "NoClientCert":
-                tlsConfiguration.certificateVerification = .none
-            case "RequireAndVerifyClientCert":
-                guard let authority = file("client_ca_file") else {
-                    throw WebConfigError(path, "client_auth_type RequireAndVerifyClientCert needs client_ca_file")
-                }
-                tlsConfiguration.certificateVerification = .noHostnameVerification
-                tlsConfiguration.trustRoots = .file(authority)
-                config.requiresClientCertificates = true
-            case let other?:
-                throw WebConfigError(
-                    path,
-                    "tls_server_config.client_auth_type \(other): use NoClientCert or RequireAndVerifyClientCert"
-                )
-            }
-            config.tls = tlsConfiguration
+            (config.tls, config.requiresClientCertificates) = try serverTLS(settings, directory: directory, path: path)
         }
         return config
+    }
+
+    /// `tls_server_config`: the certificate and key read now, the minimum version, client certificates.
+    private static func serverTLS(_ settings: [String: Node], directory: URL, path: String)
+        throws(WebConfigError) -> (TLSConfiguration, requiresClientCertificates: Bool)
+    {
+        var requiresClientCertificates = false
+        try refuseUnknown(
+            settings,
+            known: ["cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version"],
+            in: "tls_server_config.",
+            path: path
+        )
+        func file(_ key: String) -> String? {
+            settings[key]?.string.map {
+                $0.hasPrefix("/") ? $0 : directory.appendingPathComponent($0).standardizedFileURL.path
+            }
+        }
+        guard let certificate = file("cert_file"), let key = file("key_file") else {
+            throw WebConfigError(path, "tls_server_config needs both cert_file and key_file")
+        }
+        var tlsConfiguration: TLSConfiguration
+        do {
+            tlsConfiguration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            )
+        } catch {
+            throw WebConfigError(path, "tls_server_config: \(certificate) or \(key): \(error)")
+        }
+        switch settings["min_version"]?.string {
+        case nil, "TLS12": tlsConfiguration.minimumTLSVersion = .tlsv12
+        case "TLS13": tlsConfiguration.minimumTLSVersion = .tlsv13
+        case let other?: throw WebConfigError(path, "tls_server_config.min_version \(other): use TLS12 or TLS13")
+        }
+        switch settings["client_auth_type"]?.string {
+        case nil, "NoClientCert":
+            tlsConfiguration.certificateVerification = .none
+        case "RequireAndVerifyClientCert":
+            guard let authority = file("client_ca_file") else {
+                throw WebConfigError(path, "client_auth_type RequireAndVerifyClientCert needs client_ca_file")
+            }
+            tlsConfiguration.certificateVerification = .noHostnameVerification
+            tlsConfiguration.trustRoots = .file(authority)
+            requiresClientCertificates = true
+        case let other?:
+            throw WebConfigError(
+                path,
+                "tls_server_config.client_auth_type \(other): use NoClientCert or RequireAndVerifyClientCert"
+            )
+        }
+        return (tlsConfiguration, requiresClientCertificates)
     }
 
     private static func mapping(_ node: Node, _ name: String, path: String) throws(WebConfigError) -> [String: Node] {

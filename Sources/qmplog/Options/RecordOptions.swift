@@ -1,7 +1,7 @@
 import ArgumentParser
 import Hooks
 
-/// `record`'s options by what they are about, each group under its title in `--help`.
+// `record`'s options by what they are about, each group under its title in `--help`.
 
 /// Where the VMs are: sockets to watch and listen on, libvirt daemons (TARGETs are arguments).
 struct SourceOptions: ParsableArguments {
