@@ -55,7 +55,7 @@ public struct Shipper: Service, Sendable {
         /// PostgreSQL's clock minus this host's, in microseconds, at the round's last batch.
         public var clockOffset: Int64?
         /// The last event PostgreSQL holds from this host.
-        public var through: Int64 = 0
+        package var through: Int64 = 0
     }
 
     /// A clock more than this far off PostgreSQL's is reported (microseconds).

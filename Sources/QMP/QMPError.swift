@@ -34,7 +34,7 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
         /// A reply did not have the shape the command promises.
         public static let unexpectedReply = Code(.unexpectedReply)
         /// A command was asked for before the handshake finished or while another awaits its reply.
-        public static let notReady = Code(.notReady)
+        package static let notReady = Code(.notReady)
         /// A target string could not be parsed as an endpoint.
         public static let invalidEndpoint = Code(.invalidEndpoint)
         /// A command's arguments are not a JSON object.

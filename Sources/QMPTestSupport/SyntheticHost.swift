@@ -8,7 +8,7 @@ public struct SyntheticHost: Sendable {
     public let database: EventDatabase
     public let handles: [SessionHandle]
     /// Added to every time written (microseconds): 0 puts the history just after the epoch.
-    public let start: Int64
+    package let start: Int64
 
     /// Events whose text PostgreSQL's COPY and jsonb have to be careful with.
     public static let trickyEvents: [(reason: String, data: String)] = [
@@ -18,7 +18,7 @@ public struct SyntheticHost: Sendable {
         ("carriage\rreturn", #"{"text":"\\u0000"}"#),
     ]
 
-    public init(name: String, machines: Int, eventsPerMachine: Int, tricky: Bool = false, start: Int64 = 0)
+    package init(name: String, machines: Int, eventsPerMachine: Int, tricky: Bool = false, start: Int64 = 0)
         async throws
     {
         self.name = name

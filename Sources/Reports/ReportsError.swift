@@ -10,7 +10,7 @@ public struct ReportsError: Error, Sendable, CustomStringConvertible {
         /// The query cannot be answered as asked (for example `--since` after `--until`).
         public static let invalidQuery = Code(.invalidQuery)
         /// The answer could not be written (a full disk, a closed pipe).
-        public static let writeFailed = Code(.writeFailed)
+        package static let writeFailed = Code(.writeFailed)
 
         public var description: String {
             switch value {

@@ -12,7 +12,7 @@ public struct MachineOverview: Sendable {
     /// The QEMU version its latest session reported.
     public var qemuVersion: String?
     /// Why its latest session ended (`eof`, `recorder-stopped`, `error: …`); nil while open.
-    public var endReason: String?
+    package var endReason: String?
 }
 
 extension EventDatabase {
