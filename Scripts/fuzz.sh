@@ -30,12 +30,12 @@ for log in fixtures/libvirt/*.log; do { printf 'L'; cat "$log"; } > "$out/import
 for transcript in fixtures/libvirt/virsh-*.txt; do { printf 'V'; cat "$transcript"; } > "$out/import-seeds/$(basename "$transcript")"; done
 cp Fuzz/crashers/import-* "$out/import-seeds/" 2>/dev/null || true
 
-swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name QMPPeerFuzzer \
+swiftc -sanitize=fuzzer,address -parse-as-library -O -package-name qmplog -module-name QMPPeerFuzzer \
     Sources/QMP/Messages/*.swift Sources/QMP/Transport/QMPFrameScanner.swift Sources/QMP/QMPError.swift \
     Sources/QMP/QMPEndpoint.swift Sources/EventStore/Records/NewRecords.swift \
     Sources/Collector/NewEvent+QMPEvent.swift Fuzz/QMPPeerFuzzer.swift \
     -o "$out/qmp-peer-fuzzer"
-swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name HistoryImportFuzzer \
+swiftc -sanitize=fuzzer,address -parse-as-library -O -package-name qmplog -module-name HistoryImportFuzzer \
     Sources/QMP/Messages/*.swift Sources/QMP/QMPError.swift Sources/EventStore/Records/NewRecords.swift \
     Sources/EventStore/Records/ImportedHistory.swift Sources/Collector/NewEvent+QMPEvent.swift \
     Sources/Collector/Import/HistoryTimestamp.swift Sources/Collector/Import/LibvirtLogParser.swift \
