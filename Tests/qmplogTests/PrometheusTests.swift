@@ -40,6 +40,43 @@ struct PrometheusTests {
         )
     }
 
+    /// `serve --http 0.0.0.0:PORT --allow-remote --web-config FILE`, once it says it serves https.
+    static func serveRemotely(_ database: String, webConfig: String, in directory: TemporaryDirectory) async throws
+        -> (ChildProcess, port: Int)
+    {
+        let port = try ServeTests.Fleet.freePort()
+        let serve = try ChildProcess(
+            QmplogBinaryTests.binary,
+            arguments: [
+                "serve", "--db", database, "--http", "0.0.0.0:\(port)", "--allow-remote", "--web-config", webConfig,
+            ],
+            outputPath: directory.file("serve.out")
+        )
+        do {
+            try await RecordHooksTests.waitUntil {
+                ((try? String(contentsOfFile: directory.file("serve.out"), encoding: .utf8)) ?? "")
+                    .contains("https://0.0.0.0:\(port)/")
+            }
+        } catch {
+            serve.kill9()
+            throw error
+        }
+        return (serve, port)
+    }
+
+    /// Prometheus' `up` per job: "1" for a target it scrapes, "0" for one it cannot.
+    static func up(prometheusPort: Int) async throws -> [String: String] {
+        let body = try await ServeTests.Fleet.get("http://127.0.0.1:\(prometheusPort)/api/v1/query?query=up").body
+        let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+        let results = (json?["data"] as? [String: Any])?["result"] as? [[String: Any]] ?? []
+        var up: [String: String] = [:]
+        for result in results {
+            guard let job = (result["metric"] as? [String: String])?["job"] else { continue }
+            up[job] = (result["value"] as? [Any])?.last as? String
+        }
+        return up
+    }
+
     @Test func theRulesAreValidAndPassTheirUnitTests() async throws {
         guard try Self.installed(Self.promtool) else { return }
         let directory = try TemporaryDirectory(prefix: "rules")
@@ -320,20 +357,8 @@ struct PrometheusTests {
             in: directory
         )
         #expect(refused != 0 && message.contains("--web-config"), "\(message)")
-        let port = try ServeTests.Fleet.freePort()
-        let serve = try ChildProcess(
-            QmplogBinaryTests.binary,
-            arguments: [
-                "serve", "--db", database, "--http", "0.0.0.0:\(port)", "--allow-remote", "--web-config",
-                directory.file("web.yml"),
-            ],
-            outputPath: directory.file("serve.out")
-        )
+        let (serve, port) = try await Self.serveRemotely(database, webConfig: directory.file("web.yml"), in: directory)
         defer { serve.kill9() }
-        try await RecordHooksTests.waitUntil {
-            ((try? String(contentsOfFile: directory.file("serve.out"), encoding: .utf8)) ?? "")
-                .contains("https://0.0.0.0:\(port)/")
-        }
 
         let prometheusPort = try ServeTests.Fleet.freePort()
         func job(_ name: String, scheme: String, password: String?) -> String {
@@ -355,17 +380,7 @@ struct PrometheusTests {
             + job("plain", scheme: "http", password: "scrape secret")
         let prometheus = try Self.startPrometheus(prometheusConfig, port: prometheusPort, in: directory)
         defer { prometheus.kill9() }
-        func up() async throws -> [String: String] {
-            let body = try await ServeTests.Fleet.get("http://127.0.0.1:\(prometheusPort)/api/v1/query?query=up").body
-            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
-            let results = (json?["data"] as? [String: Any])?["result"] as? [[String: Any]] ?? []
-            var up: [String: String] = [:]
-            for result in results {
-                guard let job = (result["metric"] as? [String: String])?["job"] else { continue }
-                up[job] = (result["value"] as? [Any])?.last as? String
-            }
-            return up
-        }
+        func up() async throws -> [String: String] { try await Self.up(prometheusPort: prometheusPort) }
         do {
             try await RecordHooksTests.waitUntil(timeout: .seconds(60)) {
                 try await up() == ["right": "1", "wrong": "0", "none": "0", "plain": "0"]
@@ -377,6 +392,85 @@ struct PrometheusTests {
         #expect(log.contains("wrong password for user prometheus") && log.contains("no credentials"), "\(log)")
         #expect(!log.contains("guess") && !log.contains("scrape secret"), "passwords are never logged")
     }
+    /// Client certificates instead of a password: `client_auth_type: RequireAndVerifyClientCert`
+    /// admits `--allow-remote`, and Prometheus with a certificate the client CA signed is served
+    /// while one without a certificate, or with one signed by another CA, is not.
+    @Test func aRealPrometheusWithAClientCertificateIsServedAndOthersAreNot() async throws {
+        guard try Self.installed(Self.prometheus) else { return }
+        let directory = try TemporaryDirectory(prefix: "clientcert")
+        defer { directory.remove() }
+        func openssl(_ arguments: [String]) async throws {
+            let result = try await ServeTests.run("/usr/bin/openssl", arguments, in: directory)
+            try #require(result.code == 0, "openssl \(arguments): \(result.output)")
+        }
+        let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"]
+        try await openssl(
+            ["req", "-x509"] + curve + ["-subj", "/CN=qmplog", "-addext", "subjectAltName=IP:127.0.0.1"]
+                + ["-keyout", directory.file("server.key"), "-out", directory.file("server.crt")]
+        )
+        for authority in ["clients", "strangers"] {
+            try await openssl(
+                ["req", "-x509"] + curve + [
+                    "-subj", "/CN=\(authority) CA", "-keyout", directory.file("\(authority).key"),
+                ]
+                    + ["-out", directory.file("\(authority).crt")]
+            )
+            try await openssl(
+                ["req"] + curve.filter { $0 != "-days" && $0 != "2" } + ["-subj", "/CN=prometheus"]
+                    + [
+                        "-keyout", directory.file("\(authority)-client.key"), "-out",
+                        directory.file("\(authority)-client.csr"),
+                    ]
+            )
+            try await openssl([
+                "x509", "-req", "-in", directory.file("\(authority)-client.csr"), "-CA",
+                directory.file("\(authority).crt"),
+                "-CAkey", directory.file("\(authority).key"), "-CAcreateserial", "-days", "2",
+                "-out", directory.file("\(authority)-client.crt"),
+            ])
+        }
+        let config = """
+            tls_server_config:
+              cert_file: server.crt
+              key_file: server.key
+              client_ca_file: clients.crt
+              client_auth_type: RequireAndVerifyClientCert
+            """
+        try config.write(toFile: directory.file("web.yml"), atomically: true, encoding: .utf8)
+        let database = directory.file("events.sqlite")
+        _ = try EventDatabase.openForWriting(path: database)
+        let (serve, port) = try await Self.serveRemotely(database, webConfig: directory.file("web.yml"), in: directory)
+        defer { serve.kill9() }
+        func job(_ name: String, client: String?) -> String {
+            """
+              - job_name: \(name)
+                scheme: https
+                tls_config:
+                  ca_file: \(directory.file("server.crt"))
+            \(client.map { "      cert_file: \(directory.file("\($0)-client.crt"))\n      key_file: \(directory.file("\($0)-client.key"))\n" } ?? "")\
+                static_configs:
+                  - targets: ["127.0.0.1:\(port)"]
+
+            """
+        }
+        let prometheusPort = try ServeTests.Fleet.freePort()
+        let prometheus = try Self.startPrometheus(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n" + job("signed", client: "clients")
+                + job("stranger", client: "strangers") + job("anonymous", client: nil),
+            port: prometheusPort,
+            in: directory
+        )
+        defer { prometheus.kill9() }
+        func up() async throws -> [String: String] { try await Self.up(prometheusPort: prometheusPort) }
+        do {
+            try await RecordHooksTests.waitUntil(timeout: .seconds(60)) {
+                try await up() == ["signed": "1", "stranger": "0", "anonymous": "0"]
+            }
+        } catch {
+            Issue.record("up: \((try? await up()) ?? [:])")
+        }
+    }
+
     /// A `--web-config` that cannot be what the operator meant stops qmplog at start, naming the file
     /// and the setting: a misspelt key must not leave a server open that looks closed.
     @Test(
